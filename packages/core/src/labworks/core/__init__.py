@@ -1,7 +1,13 @@
 """labworks.core: the small, stable foundation every labworks package stands on."""
 
 from labworks.core.__about__ import __version__
-from labworks.core.checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint
+from labworks.core.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointManager,
+    load_checkpoint,
+    save_checkpoint,
+)
 from labworks.core.config import Config, ConfigError
 from labworks.core.devices import get_device, get_dtype
 from labworks.core.distributed import (

@@ -94,7 +94,8 @@ def _join_optimizer(meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
     state: dict[int, dict[str, Any]] = {}
     for pid, pstate in meta["state"].items():
         state[int(pid)] = {
-            k: tensors[v["__tensor__"]] if isinstance(v, dict) and "__tensor__" in v else v for k, v in pstate.items()
+            k: tensors[v["__tensor__"]] if isinstance(v, dict) and "__tensor__" in v else v
+            for k, v in pstate.items()
         }
     return {"state": state, "param_groups": meta["param_groups"]}
 
@@ -121,7 +122,10 @@ def _join_rng(meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> d
         "numpy": (npm[0], tensors["rng.numpy"].numpy().astype(np.uint32), *npm[1:]),
         "torch": tensors["rng.torch"],
     }
-    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k[9:]))]
+    cuda = [
+        tensors[k]
+        for k in sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k[9:]))
+    ]
     if cuda:
         rng["cuda"] = cuda
     return rng
@@ -196,7 +200,9 @@ def load_checkpoint(
     except (SafetensorError, ValueError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{p} is not a readable safetensors checkpoint: {err}") from None
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{p} is not a labworks checkpoint (format={meta.get('format')!r}, expected {FORMAT!r})")
+        raise CheckpointError(
+            f"{p} is not a labworks checkpoint (format={meta.get('format')!r}, expected {FORMAT!r})"
+        )
     if map_location != "cpu":
         tensors = {k: v.to(map_location) for k, v in tensors.items()}
     config: Any = json.loads(meta["config"]) if "config" in meta else None
@@ -266,7 +272,9 @@ class CheckpointManager:
 
         path = self.path_for(step)
         if is_main_process():
-            save_checkpoint(path, model, config=config, step=step, optimizer=optimizer, extra=extra, save_rng=True)
+            save_checkpoint(
+                path, model, config=config, step=step, optimizer=optimizer, extra=extra, save_rng=True
+            )
             for old in self.checkpoints()[: -self.keep]:
                 old.unlink(missing_ok=True)
             for stale in self.directory.glob(".step-*.tmp"):

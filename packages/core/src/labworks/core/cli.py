@@ -40,7 +40,11 @@ def _entry_points(group: str) -> dict[str, EntryPoint]:
 def _broken(name: str, ep: EntryPoint, err: BaseException) -> click.Command:
     detail = "".join(traceback.format_exception_only(type(err), err)).strip()
 
-    @click.command(name=name, help=f"(failed to load from {ep.value}: {detail})", context_settings={"ignore_unknown_options": True})
+    @click.command(
+        name=name,
+        help=f"(failed to load from {ep.value}: {detail})",
+        context_settings={"ignore_unknown_options": True},
+    )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def _cmd(args: tuple[str, ...]) -> None:
         raise click.ClickException(f"the '{name}' command could not be loaded from {ep.value}: {detail}")
@@ -91,7 +95,9 @@ def info() -> None:
     for i in range(torch.cuda.device_count()):
         click.echo(f"  cuda:{i} {torch.cuda.get_device_name(i)}")
     pkgs = sorted(
-        (d.metadata["Name"], d.version) for d in distributions() if (d.metadata["Name"] or "").startswith("labworks-")
+        (d.metadata["Name"], d.version)
+        for d in distributions()
+        if (d.metadata["Name"] or "").startswith("labworks-")
     )
     click.echo("labworks packages:")
     for name, version in pkgs:
@@ -101,7 +107,14 @@ def info() -> None:
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-output"), show_default=True, help="Folder for every demo's outputs.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Folder for every demo's outputs.",
+)
 @click.option("--only", multiple=True, help="Run only these packages' demos (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed passed to every demo.")
 def demo(out_dir: Path, only: tuple[str, ...], seed: int) -> None:
@@ -109,7 +122,10 @@ def demo(out_dir: Path, only: tuple[str, ...], seed: int) -> None:
     eps = _entry_points(DEMO_GROUP)
     unknown = sorted(set(only) - set(eps))
     if unknown:
-        raise click.BadParameter(f"no demo named {', '.join(unknown)}; installed: {', '.join(sorted(eps)) or '(none)'}", param_hint="--only")
+        raise click.BadParameter(
+            f"no demo named {', '.join(unknown)}; installed: {', '.join(sorted(eps)) or '(none)'}",
+            param_hint="--only",
+        )
     names = [n for n in sorted(eps) if not only or n in only]
     if not names:
         click.echo("no labworks package with a demo is installed (core has none of its own)")

@@ -54,7 +54,9 @@ class Config(BaseModel):
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "dict") -> Self:
         """Validate ``data``; raises :class:`ConfigError` naming every bad field."""
         if not isinstance(data, Mapping):
-            raise ConfigError(f"invalid {cls.__name__} from {source}: expected a mapping, got {type(data).__name__}")
+            raise ConfigError(
+                f"invalid {cls.__name__} from {source}: expected a mapping, got {type(data).__name__}"
+            )
         try:
             return cls.model_validate(dict(data))
         except pydantic.ValidationError as err:

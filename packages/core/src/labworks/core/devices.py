@@ -51,7 +51,9 @@ def get_device(spec: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
-def get_dtype(spec: str | torch.dtype | None = "auto", device: torch.device | str | None = None) -> torch.dtype:
+def get_dtype(
+    spec: str | torch.dtype | None = "auto", device: torch.device | str | None = None
+) -> torch.dtype:
     """Resolve a dtype request such as ``"bf16"``, ``"float32"`` or a ``torch.dtype``.
 
     ``"auto"`` gives bfloat16 on a CUDA device that supports it and float32 elsewhere.

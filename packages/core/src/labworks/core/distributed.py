@@ -77,7 +77,11 @@ def init_distributed(backend: str | None = None, device: str | torch.device | No
     local_rank = _env_int("LOCAL_RANK", 0)
     if device == "auto" or device is None:
         use_cuda = torch.cuda.is_available()
-        dev = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1)) if use_cuda else torch.device("cpu")
+        dev = (
+            torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+            if use_cuda
+            else torch.device("cpu")
+        )
     else:
         dev = torch.device(device)
     if dev.type == "cuda":
@@ -183,7 +187,9 @@ def get_logger(name: str, level: int | str = logging.INFO, *, all_ranks: bool = 
         handler = logging.StreamHandler(sys.stderr)
         handler._labworks = True  # type: ignore[attr-defined]
         handler.addFilter(_RankFilter())
-        handler.setFormatter(logging.Formatter("%(asctime)s [rank %(rank)s] %(name)s %(levelname)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s [rank %(rank)s] %(name)s %(levelname)s: %(message)s")
+        )
         logger.addHandler(handler)
         logger.propagate = False
     lvl = logging.getLevelName(level.upper()) if isinstance(level, str) else int(level)
