@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -113,13 +113,15 @@ def lint(session: nox.Session) -> None:
     _install(session, PACKAGES, extra=("ruff>=0.8", "mypy>=1.13", "types-PyYAML", "pandas-stubs"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", *[f"packages/{p}/src" for p in PACKAGES])
+    session.run("mypy", *[a for p in PACKAGES for a in ("-p", f"labworks.{p}")])
 
 
 @nox.session
 def wheels(session: nox.Session) -> None:
     """Build every wheel; install each alone (with its labworks dependencies) in a fresh venv and import it."""
-    dist = Path(tempfile.mkdtemp(prefix="labworks-dist-"))
+    tmp = Path(session.create_tmp())
+    shutil.rmtree(tmp)  # fresh venvs and wheels on every run
+    dist = tmp / "dist"
     for pkg in PACKAGES:
         session.run(UV, "build", "--wheel", "-q", "-o", str(dist), f"packages/{pkg}", external=True)
     built = {pkg: next(dist.glob(f"labworks_{pkg}-*.whl")) for pkg in PACKAGES}
@@ -133,7 +135,7 @@ def wheels(session: nox.Session) -> None:
         if f"labworks/{pkg}/py.typed" not in names:
             session.error(f"{whl.name} lacks labworks/{pkg}/py.typed")
     for pkg in PACKAGES:
-        venv = Path(tempfile.mkdtemp(prefix=f"labworks-wheel-{pkg}-")) / "venv"
+        venv = tmp / f"venv-{pkg}"
         py = str(venv / "bin" / "python")
         session.run(UV, "venv", "-q", "-p", os.path.join(session.bin, "python"), str(venv), external=True)
         wheels_needed = [str(built[p]) for p in _siblings(pkg)]
@@ -147,7 +149,7 @@ def wheels(session: nox.Session) -> None:
             external=True,
         )
         session.run(str(venv / "bin" / "labworks"), "--help", external=True, silent=True)
-    session.log(f"wheels in {dist}")
+    session.log(f"{len(built)} wheels built, each installed alone and imported: {dist}")
 
 
 @nox.session

@@ -17,7 +17,6 @@ from labworks.core import (
     CheckpointManager,
     Config,
     ConfigError,
-    atomic_write,
     load_checkpoint,
     save_checkpoint,
     seed_everything,
@@ -134,13 +133,15 @@ def test_injected_failure_mid_write_keeps_old_file(tmp_path: Path, monkeypatch: 
 
     import labworks.core.checkpoint as ck
 
-    def failing_write(dest: Path, data: bytes) -> Path:
-        with atomic_write(dest, "wb") as f:
-            f.write(data[: len(data) // 2])
-            raise Boom("disk full")
-        return dest
+    real_save = ck.save_file
 
-    monkeypatch.setattr(ck, "atomic_write_bytes", failing_write)
+    def failing_save(tensors: dict[str, torch.Tensor], filename: str, metadata: dict[str, str]) -> None:
+        real_save(tensors, filename, metadata=metadata)
+        with open(filename, "r+b") as f:  # half written, then the disk fills up
+            f.truncate(Path(filename).stat().st_size // 2)
+        raise Boom("disk full")
+
+    monkeypatch.setattr(ck, "save_file", failing_save)
     with pytest.raises(Boom):
         save_checkpoint(path, torch.nn.Linear(4, 4), step=2)
     assert path.read_bytes() == before
@@ -152,15 +153,15 @@ _CHILD = textwrap.dedent(
     """
     import os, sys, torch
     import labworks.core.checkpoint as ck
-    from labworks.core.io import atomic_write
     path, mode = sys.argv[1], sys.argv[2]
     if mode == "exit-mid-write":
-        def dying_write(dest, data):
-            with atomic_write(dest, "wb") as f:
-                f.write(data[: len(data) // 3])
-                f.flush()
-                os._exit(9)  # the process dies: no cleanup, no rename
-        ck.atomic_write_bytes = dying_write
+        real_save = ck.save_file
+        def dying_save(tensors, filename, metadata):
+            real_save(tensors, filename, metadata=metadata)
+            with open(filename, "r+b") as f:
+                f.truncate(os.path.getsize(filename) // 3)
+            os._exit(9)  # the process dies mid-write: no cleanup, no rename
+        ck.save_file = dying_save
         ck.save_checkpoint(path, {"w": torch.full((1000,), 2.0)}, step=2)
     else:  # "loop": overwrite the same file forever until killed
         step = 2

@@ -13,16 +13,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
 from labworks.core.config import Config
-from labworks.core.io import atomic_write_bytes
+from labworks.core.io import atomic_path
 
 __all__ = ["Checkpoint", "CheckpointError", "CheckpointManager", "load_checkpoint", "save_checkpoint"]
 
@@ -102,7 +101,7 @@ def _join_optimizer(meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
 
 def _split_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     py = random.getstate()
-    np_state = np.random.get_state()
+    np_state = cast("tuple[Any, ...]", np.random.get_state(legacy=True))
     tensors = {
         "rng.torch": torch.get_rng_state(),
         "rng.numpy": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
@@ -173,7 +172,9 @@ def save_checkpoint(
         meta["extra"] = json.dumps(dict(extra or {}))
     except TypeError as err:
         raise TypeError(f"checkpoint 'extra' must be JSON-serialisable: {err}") from None
-    return atomic_write_bytes(path, st_save(_prepare(tensors), metadata=meta))
+    with atomic_path(path) as tmp:
+        save_file(_prepare(tensors), str(tmp), metadata=meta)
+    return Path(path)
 
 
 def load_checkpoint(
@@ -192,19 +193,17 @@ def load_checkpoint(
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
-    data = p.read_bytes()
     try:
-        tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        meta: dict[str, str] = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, json.JSONDecodeError) as err:
+        with safe_open(str(p), "pt") as f:
+            meta: dict[str, str] = f.metadata() or {}
+        if meta.get("format") == FORMAT:
+            tensors = load_file(str(p), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{p} is not a readable safetensors checkpoint: {err}") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(
             f"{p} is not a labworks checkpoint (format={meta.get('format')!r}, expected {FORMAT!r})"
         )
-    if map_location != "cpu":
-        tensors = {k: v.to(map_location) for k, v in tensors.items()}
     config: Any = json.loads(meta["config"]) if "config" in meta else None
     if config_cls is not None:
         if config is None:

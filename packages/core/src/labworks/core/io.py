@@ -13,14 +13,38 @@ TMP_SUFFIX = ".tmp"
 
 
 @contextlib.contextmanager
-def atomic_write(
-    path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None
-) -> Iterator[IO[Any]]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block succeeds, fsync it and rename it over ``path``.
+
+    For writers that want a file name (``safetensors.torch.save_file``, ``PIL.Image.save``). If the
+    block raises, the destination is untouched and the temporary file is removed; if the process
+    dies, the destination is untouched and the temporary file (``.<name>.<random>.tmp``) is ignored
+    by readers.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TMP_SUFFIX, dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dest.parent)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
-    If the block raises (or the process dies) the destination is untouched; the temporary file is
-    removed on exceptions and ignored by readers otherwise (its name starts with ``.`` and ends
-    with ``.tmp``).
+    A reader sees the old file or the new one, never half of one (see :func:`atomic_path`).
 
     Example::
 
@@ -29,20 +53,8 @@ def atomic_write(
     """
     if mode not in {"w", "wb", "wt"}:
         raise ValueError(f"atomic_write mode must be 'w', 'wt' or 'wb', got {mode!r}")
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TMP_SUFFIX, dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(dest.parent)
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding if "b" not in mode else None) as f:
+        yield f
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

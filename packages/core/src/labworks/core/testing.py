@@ -33,9 +33,11 @@ def _assert_same(got: Any, want: Any, what: str, atol: float | None, rtol: float
     if len(g) != len(w):
         raise AssertionError(f"{what}: returned {len(g)} tensors, reference returned {len(w)}")
     for i, (a, b) in enumerate(zip(g, w, strict=True)):
-        torch.testing.assert_close(
-            a.cpu(), b.cpu(), atol=atol, rtol=rtol, msg=lambda m, i=i: f"{what}, output {i}: {m}"
-        )
+
+        def _msg(m: str, i: int = i) -> str:
+            return f"{what}, output {i}: {m}"
+
+        torch.testing.assert_close(a.cpu(), b.cpu(), atol=atol, rtol=rtol, msg=_msg)
 
 
 def _to(args: Sequence[Any], device: str) -> tuple[Any, ...]:
