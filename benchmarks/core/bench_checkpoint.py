@@ -38,7 +38,9 @@ def _touch(state: dict[str, torch.Tensor]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", type=int, default=20_000_000, help="approximate model size")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -54,17 +56,25 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         ours_path, peer_path = Path(tmp) / "ours.safetensors", Path(tmp) / "peer.pt"
-        ours_save = _time(lambda: save_checkpoint(ours_path, model, config=cfg, step=1, optimizer=opt), args.repeats)
+        ours_save = _time(
+            lambda: save_checkpoint(ours_path, model, config=cfg, step=1, optimizer=opt), args.repeats
+        )
         peer_save = _time(
-            lambda: torch.save({"model": model.state_dict(), "optim": opt.state_dict(), "config": cfg.to_dict()}, peer_path),
+            lambda: torch.save(
+                {"model": model.state_dict(), "optim": opt.state_dict(), "config": cfg.to_dict()}, peer_path
+            ),
             args.repeats,
         )
         # both loads end by reading every model tensor, so lazy (mmap) loading gets no free pass
-        ours_load = _time(lambda: _touch(load_checkpoint(ours_path, config_cls=BenchConfig).model), args.repeats)
+        ours_load = _time(
+            lambda: _touch(load_checkpoint(ours_path, config_cls=BenchConfig).model), args.repeats
+        )
         peer_load = _time(lambda: _touch(torch.load(peer_path, weights_only=True)["model"]), args.repeats)
         size_ours, size_peer = ours_path.stat().st_size, peer_path.stat().st_size
 
-    print(f"checkpoint of {n / 1e6:.1f}M params + AdamW state ({size_ours / 2**20:.0f} MiB ours, {size_peer / 2**20:.0f} MiB torch.save)")
+    print(
+        f"checkpoint of {n / 1e6:.1f}M params + AdamW state ({size_ours / 2**20:.0f} MiB ours, {size_peer / 2**20:.0f} MiB torch.save)"
+    )
     print(f"{'':10}{'labworks':>12}{'torch':>12}{'torch/labworks':>16}")
     print(f"{'save':10}{ours_save * 1e3:10.1f}ms{peer_save * 1e3:10.1f}ms{peer_save / ours_save:15.2f}x")
     print(f"{'load':10}{ours_load * 1e3:10.1f}ms{peer_load * 1e3:10.1f}ms{peer_load / ours_load:15.2f}x")
