@@ -60,7 +60,7 @@ def consistency_score(X: Any, y: ArrayLike, n_neighbors: int = 5, *, batch_size:
     Args:
         X: (n, d) features; y: (n,) predictions. k-NN by exact torch ``cdist`` in row batches.
     """
-    Xt = torch.as_tensor(to_numpy(X) if not isinstance(X, torch.Tensor) else X, dtype=torch.float64)
+    Xt = X.to(torch.float64) if isinstance(X, torch.Tensor) else torch.tensor(np.asarray(X), dtype=torch.float64)
     if Xt.ndim != 2:
         raise ValueError(f"X must be 2-D (n, d), got shape {tuple(Xt.shape)}")
     yt = torch.as_tensor(to_numpy(as_1d(y, "y")), dtype=torch.float64, device=Xt.device)

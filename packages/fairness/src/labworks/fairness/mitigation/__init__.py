@@ -1,0 +1,1 @@
+"""Mitigation: pre- (Reweighing), in- (reductions, torch surrogates) and post-processing (thresholds)."""
