@@ -63,7 +63,7 @@ def consistency_score(X: Any, y: ArrayLike, n_neighbors: int = 5, *, batch_size:
     Xt = X.to(torch.float64) if isinstance(X, torch.Tensor) else torch.tensor(np.asarray(X), dtype=torch.float64)
     if Xt.ndim != 2:
         raise ValueError(f"X must be 2-D (n, d), got shape {tuple(Xt.shape)}")
-    yt = torch.as_tensor(to_numpy(as_1d(y, "y")), dtype=torch.float64, device=Xt.device)
+    yt = torch.tensor(np.array(to_numpy(as_1d(y, "y")), dtype=np.float64), device=Xt.device)
     check_lengths(X=Xt, y=yt)
     if not 1 <= n_neighbors <= len(Xt):
         raise ValueError(f"n_neighbors must be in [1, n], got {n_neighbors}")

@@ -1,0 +1,153 @@
+"""Wilson / Newcombe intervals and the vectorised bootstrap against independent references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import labworks.fairness as lf
+from labworks.fairness.bootstrap import bootstrap, bootstrap_ci
+from labworks.fairness.intervals import difference_interval, newcombe_interval, wilson_interval
+from labworks.fairness.plots import plot_group_rates
+
+stats = pytest.importorskip("scipy.stats")
+
+
+@pytest.mark.parametrize(("x", "n"), [(81, 263), (0, 10), (10, 10), (3, 7), (500, 1000)])
+@pytest.mark.parametrize("conf", [0.9, 0.95, 0.99])
+def test_wilson_matches_scipy(x, n, conf):
+    ref = stats.binomtest(x, n).proportion_ci(confidence_level=conf, method="wilson")
+    lo, hi = wilson_interval(x, n, conf)
+    assert lo == pytest.approx(ref.low, abs=1e-12)
+    assert hi == pytest.approx(ref.high, abs=1e-12)
+
+
+def test_wilson_empty_denominator_is_nan():
+    lo, hi = wilson_interval(np.array([0, 1]), np.array([0, 2]))
+    assert np.isnan(lo[0]) and np.isnan(hi[0]) and not np.isnan(lo[1])
+
+
+def test_newcombe_published_examples():
+    # Newcombe (1998), Statistics in Medicine 17:873, Table II, method 10
+    lo, hi = newcombe_interval(56, 70, 48, 80)
+    assert (round(float(lo), 4), round(float(hi), 4)) == (0.0524, 0.3339)
+    lo, hi = newcombe_interval(9, 10, 3, 10)
+    assert (round(float(lo), 4), round(float(hi), 4)) == (0.1705, 0.8090)
+
+
+def test_newcombe_difference_interval_from_group_metrics(synth):
+    gm = lf.group_metrics(synth["y_true"], synth["y_pred"], sensitive_features=synth["race"])
+    est, lo, hi = difference_interval(gm, "selection_rate", "c", "a")
+    sr = gm.by_group("selection_rate")
+    assert est == pytest.approx(sr[2] - sr[0])
+    n = gm.n
+    x = sr * n
+    rlo, rhi = newcombe_interval(x[2], n[2], x[0], n[0])
+    assert (lo, hi) == (pytest.approx(float(rlo)), pytest.approx(float(rhi)))
+    assert lo < est < hi
+
+
+def test_wilson_table_columns(synth):
+    gm = lf.group_metrics(synth["y_true"], synth["y_pred"], sensitive_features=synth["race"])
+    tab = gm.table(["tpr", "selection_rate"], ci="wilson")
+    r = tab[(tab.group == "a") & (tab.metric == "true_positive_rate")].iloc[0]
+    ref = stats.binomtest(int(round(r.numerator)), int(r.denominator)).proportion_ci(method="wilson")
+    assert (r.lower, r.upper) == (pytest.approx(ref.low, abs=1e-12), pytest.approx(ref.high, abs=1e-12))
+    assert (tab.lower <= tab.value).all() and (tab.value <= tab.upper).all()
+
+
+def test_bootstrap_is_seeded_and_conserves_rows(synth):
+    gm = lf.group_metrics(synth["y_true"], synth["y_pred"], sensitive_features=synth[["race", "sex"]])
+    a, b = bootstrap(gm, 200, seed=5), bootstrap(gm, 200, seed=5)
+    np.testing.assert_array_equal(a.cells, b.cells)
+    assert not np.array_equal(a.cells, bootstrap(gm, 200, seed=6).cells)
+    np.testing.assert_array_equal(a.cells.sum((1, 2)), len(synth))  # multinomial: n rows per replicate
+    s = bootstrap(gm, 200, seed=1, stratify=True)
+    np.testing.assert_array_equal(s.cells.sum(2), np.broadcast_to(gm.n, (200, gm.n_groups)))
+
+
+def test_bootstrap_spread_matches_binomial_theory(synth):
+    gm = lf.group_metrics(synth["y_true"], synth["y_pred"], sensitive_features=synth["race"])
+    res = bootstrap(gm, 4000, seed=0)
+    p = gm.by_group("selection_rate")
+    sd_theory = np.sqrt(p * (1 - p) / gm.n)
+    sd_boot = np.nanstd(res.samples("selection_rate"), axis=0)
+    np.testing.assert_allclose(sd_boot, sd_theory, rtol=0.08)
+    assert np.all(np.abs(np.nanmean(res.samples("selection_rate"), axis=0) - p) < 4 * sd_theory / np.sqrt(4000) + 1e-4)
+
+
+def test_bootstrap_matches_explicit_row_resampling():
+    """Atom counts × one-hot equals explicitly resampled rows: same replicate distribution of every cell."""
+    rng = np.random.default_rng(0)
+    n = 400
+    y, p = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    g = rng.choice(["u", "v", "w"], n)
+    w = rng.choice([0.5, 1.0, 2.0], n)
+    gm = lf.group_metrics(y, p, sensitive_features=g, sample_weight=w)
+    res = bootstrap(gm, 6000, seed=2)
+    idx = rng.integers(0, n, size=(6000, n))
+    naive = np.stack([np.bincount(gm.row_index[i], weights=w[i], minlength=12) for i in idx[:, :]]).reshape(6000, 3, 4)
+    np.testing.assert_allclose(res.cells.mean(0), naive.mean(0), rtol=0.03, atol=0.3)
+    np.testing.assert_allclose(res.cells.std(0), naive.std(0), rtol=0.06)
+
+
+def test_weighted_chunked_path_close_to_exact(synth):
+    d = synth.iloc[:3000]
+    gm = lf.group_metrics(d["y_true"], d["y_pred"], sensitive_features=d["race"], sample_weight=d["weight"])
+    exact = bootstrap(gm, 1000, seed=0)  # ≤ 2e7 atom draws → exact multinomial
+    chunk = bootstrap(gm, 1000, seed=0, chunk_atoms=512, scheme="poisson", exact_max_atoms=0)
+    multi = bootstrap(gm, 1000, seed=0, chunk_atoms=512, exact_max_atoms=0, stratify=True)
+    strat = bootstrap(gm, 1000, seed=0, stratify=True)  # exact stratified multinomial
+    assert chunk.cells.shape == exact.cells.shape == multi.cells.shape
+    for r in (chunk, multi, strat):
+        np.testing.assert_allclose(np.nanstd(r.samples("tpr"), 0), np.nanstd(exact.samples("tpr"), 0), rtol=0.15)
+        np.testing.assert_allclose(r.cells.mean(0), gm.cells, rtol=0.02)
+
+
+def test_bootstrap_close_to_fairlearn_intervals(synth):
+    fm = pytest.importorskip("fairlearn.metrics")
+    d = synth.iloc[:2000]
+    y, p, sf = d["y_true"], d["y_pred"], d["race"]
+    ref = fm.MetricFrame(
+        metrics={"sr": fm.selection_rate, "tpr": fm.true_positive_rate},
+        y_true=y, y_pred=p, sensitive_features=sf, n_boot=200, ci_quantiles=[0.025, 0.975], random_state=0,
+    )  # fmt: skip
+    ours = bootstrap_ci(y, p, sensitive_features=sf, n_boot=4000, seed=0)
+    for key, m in (("sr", "selection_rate"), ("tpr", "true_positive_rate")):
+        iv = ours.interval(m, 0.95)[:-1]
+        lo, hi = ref.by_group_ci[0][key].to_numpy(), ref.by_group_ci[1][key].to_numpy()
+        np.testing.assert_allclose(iv[:, 0], lo, atol=0.02)
+        np.testing.assert_allclose(iv[:, 1], hi, atol=0.02)
+    lo, hi = ours.comparison_interval("selection_rate")
+    assert lo == pytest.approx(ref.difference_ci()[0]["sr"], abs=0.02)
+    assert hi == pytest.approx(ref.difference_ci()[1]["sr"], abs=0.02)
+
+
+def test_equalized_odds_interval_and_disparity_table(synth):
+    res = bootstrap_ci(synth["y_true"], synth["y_pred"], sensitive_features=synth[["race", "sex"]], n_boot=500, seed=0)
+    est = lf.equalized_odds_difference(synth["y_true"], synth["y_pred"], sensitive_features=synth[["race", "sex"]])
+    lo, hi = res.equalized_odds_interval()
+    assert lo <= est <= hi and hi - lo < 0.2
+    tab = res.disparity_table(reference=("a", "F"))
+    assert set(tab["method"]) == {"between_groups", "to_overall", "vs_reference"}
+    assert ((tab.lower <= tab.value + 1e-12) | tab.value.isna()).all()
+
+
+def test_metric_frame_bootstrap_fast_path(synth):
+    d = synth.iloc[:1500]
+    mf = lf.MetricFrame(
+        metrics=lf.selection_rate, y_true=d["y_true"], y_pred=d["y_pred"], sensitive_features=d["race"],
+        n_boot=50, ci_quantiles=[0.05, 0.5, 0.95], random_state=1,
+    )  # fmt: skip
+    lo, mid, hi = mf.by_group_ci
+    assert ((lo <= mid) & (mid <= hi)).all()
+    assert isinstance(mf.difference_ci()[0], float)
+
+
+def test_plot_writes_png(tmp_path, synth):
+    gm = lf.group_metrics(synth["y_true"], synth["y_pred"], sensitive_features=synth[["race", "sex"]])
+    out = plot_group_rates(gm.table(ci="wilson"), tmp_path / "rates.png", title="synthetic")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert isinstance(pd.read_csv, object)
