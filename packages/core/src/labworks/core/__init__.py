@@ -25,7 +25,7 @@ from labworks.core.distributed import (
     shard_sequence,
     wrap_ddp,
 )
-from labworks.core.io import atomic_write, atomic_write_bytes, atomic_write_text
+from labworks.core.io import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text
 from labworks.core.kernels import KernelOp, has_triton, kernels_disabled
 from labworks.core.progress import progress
 from labworks.core.seeding import make_generator, rng_state, seed_everything, seed_worker, set_rng_state
@@ -40,6 +40,7 @@ __all__ = [
     "KernelOp",
     "__version__",
     "all_reduce_mean",
+    "atomic_path",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
