@@ -60,6 +60,10 @@ class GroupIndex:
         for i, lab in enumerate(labels):
             if _eq(lab, key):
                 return i
+        if isinstance(label, str):  # "a & F" form of an intersectional label
+            for i in range(len(labels)):
+                if self.label_str(i) == label:
+                    return i
         shown = ", ".join(map(repr, labels[:12]))
         raise ValueError(f"unknown reference group {label!r}; groups are: {shown}")
 
