@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -55,17 +56,31 @@ def trec_eval(scores, labels, measures, doc_ids=None):  # type: ignore[no-untype
 @pytest.mark.parametrize("ties", [True, False])
 def test_trec_eval_parity(ties: bool) -> None:
     scores, labels = make_lists(1, ties=ties)
-    ref = trec_eval(scores, labels, {"ndcg_cut.1,3,5,10", "recip_rank", "map", "map_cut.5,10", "P.1,5,10", "recall.5,10", "ndcg"})
+    ref = trec_eval(
+        scores,
+        labels,
+        {"ndcg_cut.1,3,5,10", "recip_rank", "map", "map_cut.5,10", "P.1,5,10", "recall.5,10", "ndcg"},
+    )
     for k in KS:
-        np.testing.assert_allclose(per_query(M.ndcg, scores, labels, k=k, preset="trec_eval"), ref[f"ndcg_cut_{k}"], atol=TOL)
+        np.testing.assert_allclose(
+            per_query(M.ndcg, scores, labels, k=k, preset="trec_eval"), ref[f"ndcg_cut_{k}"], atol=TOL
+        )
     np.testing.assert_allclose(per_query(M.ndcg, scores, labels, preset="trec_eval"), ref["ndcg"], atol=TOL)
-    np.testing.assert_allclose(per_query(M.mrr, scores, labels, preset="trec_eval"), ref["recip_rank"], atol=TOL)
+    np.testing.assert_allclose(
+        per_query(M.mrr, scores, labels, preset="trec_eval"), ref["recip_rank"], atol=TOL
+    )
     np.testing.assert_allclose(per_query(M.map, scores, labels, preset="trec_eval"), ref["map"], atol=TOL)
     for k in (5, 10):
-        np.testing.assert_allclose(per_query(M.map, scores, labels, k=k, preset="trec_eval"), ref[f"map_cut_{k}"], atol=TOL)
-        np.testing.assert_allclose(per_query(M.recall, scores, labels, k=k, preset="trec_eval"), ref[f"recall_{k}"], atol=TOL)
+        np.testing.assert_allclose(
+            per_query(M.map, scores, labels, k=k, preset="trec_eval"), ref[f"map_cut_{k}"], atol=TOL
+        )
+        np.testing.assert_allclose(
+            per_query(M.recall, scores, labels, k=k, preset="trec_eval"), ref[f"recall_{k}"], atol=TOL
+        )
     for k in (1, 5, 10):
-        np.testing.assert_allclose(per_query(M.precision, scores, labels, k=k, preset="trec_eval"), ref[f"P_{k}"], atol=TOL)
+        np.testing.assert_allclose(
+            per_query(M.precision, scores, labels, k=k, preset="trec_eval"), ref[f"P_{k}"], atol=TOL
+        )
 
 
 def test_trec_eval_ties_with_string_doc_ids() -> None:
@@ -77,8 +92,12 @@ def test_trec_eval_ties_with_string_doc_ids() -> None:
     for k in (1, 5):
         ours = per_query(M.ndcg, scores, labels, k=k, preset="trec_eval", doc_ids=ids)
         np.testing.assert_allclose(ours, ref[f"ndcg_cut_{k}"], atol=TOL)
-    np.testing.assert_allclose(per_query(M.mrr, scores, labels, preset="trec_eval", doc_ids=ids), ref["recip_rank"], atol=TOL)
-    np.testing.assert_allclose(per_query(M.map, scores, labels, preset="trec_eval", doc_ids=ids), ref["map"], atol=TOL)
+    np.testing.assert_allclose(
+        per_query(M.mrr, scores, labels, preset="trec_eval", doc_ids=ids), ref["recip_rank"], atol=TOL
+    )
+    np.testing.assert_allclose(
+        per_query(M.map, scores, labels, preset="trec_eval", doc_ids=ids), ref["map"], atol=TOL
+    )
     # without the ids (reverse input order) the tied lists differ somewhere
     assert not np.allclose(per_query(M.map, scores, labels, preset="trec_eval"), ref["map"])
 
@@ -104,7 +123,12 @@ def test_sklearn_parity(ties: bool) -> None:
         ref = np.array([ndcg_score(y[None], s[None], k=k) for s, y in zip(scores, labels, strict=True)])
         np.testing.assert_allclose(per_query(M.ndcg, scores, labels, k=k, preset="sklearn"), ref, atol=TOL)
         if not ties:
-            ref_it = np.array([ndcg_score(y[None], s[None], k=k, ignore_ties=True) for s, y in zip(scores, labels, strict=True)])
+            ref_it = np.array(
+                [
+                    ndcg_score(y[None], s[None], k=k, ignore_ties=True)
+                    for s, y in zip(scores, labels, strict=True)
+                ]
+            )
             ours = per_query(M.ndcg, scores, labels, k=k, gain="linear", ties="stable", empty="zero")
             np.testing.assert_allclose(ours, ref_it, atol=TOL)
     # the batch mean over equal-length lists, straight from sklearn
@@ -118,9 +142,23 @@ def test_sklearn_parity(ties: bool) -> None:
 def test_ranx_parity() -> None:
     ranx = pytest.importorskip("ranx")
     scores, labels = make_lists(7, ties=False)
-    qrels = ranx.Qrels({f"q{q}": {d: int(r) for d, r in zip(docnos(len(y)), y, strict=True)} for q, y in enumerate(labels)})
-    run = ranx.Run({f"q{q}": {d: float(v) for d, v in zip(docnos(len(s)), s, strict=True)} for q, s in enumerate(scores)})
-    names = ["ndcg@5", "ndcg@10", "ndcg_burges@5", "ndcg_burges@10", "mrr", "map", "map@5", "precision@5", "recall@5"]
+    qrels = ranx.Qrels(
+        {f"q{q}": {d: int(r) for d, r in zip(docnos(len(y)), y, strict=True)} for q, y in enumerate(labels)}
+    )
+    run = ranx.Run(
+        {f"q{q}": {d: float(v) for d, v in zip(docnos(len(s)), s, strict=True)} for q, s in enumerate(scores)}
+    )
+    names = [
+        "ndcg@5",
+        "ndcg@10",
+        "ndcg_burges@5",
+        "ndcg_burges@10",
+        "mrr",
+        "map",
+        "map@5",
+        "precision@5",
+        "recall@5",
+    ]
     ref = ranx.evaluate(qrels, run, names, return_mean=False, make_comparable=True)
     # ranx orders queries by id (string order): reorder ours the same way
     idx = np.array(sorted(range(len(scores)), key=lambda q: f"q{q}"))
@@ -151,7 +189,14 @@ def lightgbm_eval(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[st
     valid = lgb.Dataset(x, label=y, group=groups, init_score=np.concatenate(scores), reference=train)
     res: dict = {}
     lgb.train(
-        {"objective": "lambdarank", "metric": "ndcg", "eval_at": list(KS), "min_data_in_leaf": 10**6, "learning_rate": 1e-300, **params},
+        {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": list(KS),
+            "min_data_in_leaf": 10**6,
+            "learning_rate": 1e-300,
+            **params,
+        },
         train,
         num_boost_round=1,
         valid_sets=[valid],
@@ -165,7 +210,9 @@ def test_lightgbm_parity_ties_and_empty_queries() -> None:
     scores, labels = make_lists(8, ties=True)
     ref = lightgbm_eval(scores, labels)
     for k in KS:
-        assert M.ndcg(scores, labels, k=k, preset="lightgbm").item() == pytest.approx(ref[f"ndcg@{k}"], abs=TOL)
+        assert M.ndcg(scores, labels, k=k, preset="lightgbm").item() == pytest.approx(
+            ref[f"ndcg@{k}"], abs=TOL
+        )
 
 
 def _read_split(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,12 +233,14 @@ def test_six_tool_table_on_shared_data(shared_data: Path) -> None:
         pytest.skip(f"LightGBM lambdarank example data not found in {folder}")
     xtr, ytr, gtr = _read_split(folder, "rank.train")
     xte, yte, gte = _read_split(folder, "rank.test")
-    model = lgb.LGBMRanker(n_estimators=100, learning_rate=0.1, num_leaves=31, min_child_samples=50, verbose=-1)
+    model = lgb.LGBMRanker(
+        n_estimators=100, learning_rate=0.1, num_leaves=31, min_child_samples=50, verbose=-1
+    )
     model.fit(xtr, ytr, group=gtr, eval_set=[(xte, yte)], eval_group=[gte], eval_at=list(KS))
     pred = model.predict(xte)
     off = np.concatenate([[0], np.cumsum(gte)])
-    scores = [pred[a:b] for a, b in zip(off[:-1], off[1:], strict=True)]
-    labels = [yte[a:b] for a, b in zip(off[:-1], off[1:], strict=True)]
+    scores = [pred[a:b] for a, b in itertools.pairwise(off)]
+    labels = [yte[a:b] for a, b in itertools.pairwise(off)]
     lgb_eval = {k: model.evals_result_["valid_0"][f"ndcg@{k}"][-1] for k in KS}
     trec = trec_eval(scores, labels, {"ndcg_cut.1,3,5,10"})
     exp_table = {1: 0.6230, 5: 0.6933, 10: 0.7526}
@@ -228,14 +277,18 @@ def test_padded_equals_ragged(fn) -> None:  # type: ignore[no-untyped-def]
         ragged = fn(scores, labels, empty=empty, reduction="none", **kw)
         padded = fn(s_pad, y_pad, mask, empty=empty, reduction="none", **kw)
         torch.testing.assert_close(padded, ragged, atol=TOL, rtol=0, equal_nan=True)
-        assert fn(s_pad, y_pad, mask, empty=empty, **kw).item() == pytest.approx(fn(scores, labels, empty=empty, **kw).item())
+        assert fn(s_pad, y_pad, mask, empty=empty, **kw).item() == pytest.approx(
+            fn(scores, labels, empty=empty, **kw).item()
+        )
 
 
 def test_mask_in_the_middle_and_dtypes() -> None:
     s = torch.tensor([[0.5, 9.0, 0.1, 0.3]], dtype=torch.float32)
     y = torch.tensor([[1.0, 4.0, 0.0, 2.0]])
     m = torch.tensor([[True, False, True, True]])
-    assert M.ndcg(s, y, m).item() == pytest.approx(M.ndcg([[0.5, 0.1, 0.3]], [[1.0, 0.0, 2.0]]).item(), abs=TOL)
+    assert M.ndcg(s, y, m).item() == pytest.approx(
+        M.ndcg([[0.5, 0.1, 0.3]], [[1.0, 0.0, 2.0]]).item(), abs=TOL
+    )
     assert M.ndcg(np.array([[0.5, 0.1, 0.3]]), np.array([[1, 0, 2]])).dtype == torch.float64
 
 
@@ -309,7 +362,9 @@ def test_alpha_ndcg() -> None:
     sub_pad = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [9.0, 9.0], [0.0, 1.0]]])
     m = torch.tensor([[True, True, False, True]])
     assert M.alpha_ndcg(s_pad, sub_pad, m).item() == pytest.approx(dcg_ / ideal, abs=TOL)
-    assert M.alpha_ndcg([np.array([3.0, 2.0, 1.0])], [sub[0].numpy()]).item() == pytest.approx(dcg_ / ideal, abs=TOL)
+    assert M.alpha_ndcg([np.array([3.0, 2.0, 1.0])], [sub[0].numpy()]).item() == pytest.approx(
+        dcg_ / ideal, abs=TOL
+    )
     assert M.alpha_ndcg(s, torch.zeros(1, 3, 2), empty="one").item() == 1.0
 
 

@@ -32,7 +32,9 @@ def _is_ragged(x: ArrayLike) -> bool:
     return isinstance(x, list | tuple) and (len(x) == 0 or not np.isscalar(x[0]))
 
 
-def pad_sequences(seqs: Sequence[ArrayLike], *, dtype: torch.dtype, fill: float = 0.0) -> tuple[Tensor, Tensor]:
+def pad_sequences(
+    seqs: Sequence[ArrayLike], *, dtype: torch.dtype, fill: float = 0.0
+) -> tuple[Tensor, Tensor]:
     """Pad per-query 1-D arrays into ``(batch, max_len)`` plus a bool mask ``(batch, max_len)``."""
     parts = [torch.as_tensor(np.asarray(s) if not isinstance(s, Tensor) else s).reshape(-1) for s in seqs]
     n = max((len(p) for p in parts), default=0)
@@ -52,7 +54,9 @@ def _to_2d(x: ArrayLike, name: str, dtype: torch.dtype | None) -> tuple[Tensor, 
     if t.ndim == 1:
         t = t.unsqueeze(0)
     if t.ndim != 2:
-        raise ValueError(f"{name} must be (batch, list_size) or a sequence of 1-D arrays, got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must be (batch, list_size) or a sequence of 1-D arrays, got shape {tuple(t.shape)}"
+        )
     return (t.to(dtype) if dtype is not None else t), None
 
 

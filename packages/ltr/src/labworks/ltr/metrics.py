@@ -85,7 +85,9 @@ def _check_k(k: int | None) -> None:
         raise ValueError(f"k must be a positive integer or None, got {k!r}")
 
 
-def _prepare(scores: Any, labels: Any, mask: Any, *, labels_extra_dims: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+def _prepare(
+    scores: Any, labels: Any, mask: Any, *, labels_extra_dims: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
     s, y, m = as_padded(scores, labels, mask, labels_extra_dims=labels_extra_dims)
     if bool((torch.isnan(s) & m).any()):
         raise ValueError("scores contain NaN at unmasked positions")
@@ -275,7 +277,7 @@ def mrr(
     return _finish(torch.where(hit.any(1), 1.0 / (first + 1.0), 0.0), e, emp, reduction)
 
 
-def map(  # noqa: A001 - the public name mirrors the metric
+def map(
     scores: Any,
     labels: Any,
     mask: Any = None,
@@ -317,7 +319,18 @@ def precision(
 ) -> Tensor:
     """P@k = #relevant in the top k / k (k = number of real documents when None; trec_eval, ranx)."""
     rel, _, n_valid, e, emp = _binary(
-        scores, labels, mask, k, preset, ties, empty, relevance_threshold, doc_ids, generator, "precision", True
+        scores,
+        labels,
+        mask,
+        k,
+        preset,
+        ties,
+        empty,
+        relevance_threshold,
+        doc_ids,
+        generator,
+        "precision",
+        True,
     )
     denom = n_valid.clamp_min(1.0) if k is None else torch.full_like(n_valid, float(k))
     return _finish(rel.sum(1) / denom, e, emp, reduction)
@@ -474,7 +487,9 @@ def alpha_ndcg(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """alpha-NDCG@k = alpha-DCG@k / alpha-DCG@k of the greedy ideal ranking (Clarke et al. 2008)."""
-    v, ideal, e, emp = _alpha_parts(scores, subtopics, mask, k, alpha, preset, ties, empty, doc_ids, generator)
+    v, ideal, e, emp = _alpha_parts(
+        scores, subtopics, mask, k, alpha, preset, ties, empty, doc_ids, generator
+    )
     return _finish(v / torch.where(ideal > 0, ideal, torch.ones_like(ideal)), e, emp, reduction)
 
 
