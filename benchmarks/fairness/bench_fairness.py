@@ -49,7 +49,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--boot", type=int, default=1000)
-    ap.add_argument("--fairlearn-boot", type=int, default=3, help="replicates actually run by fairlearn (then extrapolated)")
+    ap.add_argument(
+        "--fairlearn-boot",
+        type=int,
+        default=3,
+        help="replicates actually run by fairlearn (then extrapolated)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     import fairlearn
@@ -57,13 +62,19 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     y, p, sf = make_data(args.rows, args.seed)
-    print(f"data: {args.rows:,} rows x 3 sensitive features -> {sf.groupby(list(sf.columns)).ngroups} intersectional groups")
+    print(
+        f"data: {args.rows:,} rows x 3 sensitive features -> {sf.groupby(list(sf.columns)).ngroups} intersectional groups"
+    )
     print(f"fairlearn {fairlearn.__version__}, labworks-fairness {lf.__version__}\n")
 
     # ---- metrics -------------------------------------------------------------------------------
     def ours_metrics():
         gm = lf.group_metrics(y, p, sensitive_features=sf)
-        return (gm.frame(["selection_rate", "tpr", "fpr"]), gm.difference("selection_rate"), gm.equalized_odds())
+        return (
+            gm.frame(["selection_rate", "tpr", "fpr"]),
+            gm.difference("selection_rate"),
+            gm.equalized_odds(),
+        )
 
     def fl_metrics():
         mf = fm.MetricFrame(

@@ -9,7 +9,13 @@ import pytest
 
 from labworks.fairness.data import load_compas, make_synthetic
 
-COMPAS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fairness" / "compas-scores-two-years.csv"
+COMPAS = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "data"
+    / "fairness"
+    / "compas-scores-two-years.csv"
+)
 
 
 @pytest.fixture(scope="session")

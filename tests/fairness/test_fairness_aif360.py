@@ -46,17 +46,27 @@ def test_sklearn_metrics_match(binary, weighted, attr):
     w = d["weight"].to_numpy() if weighted else None
     kw = {"prot_attr": d[attr], "priv_group": "a", "sample_weight": w}
     rk = {"prot_attr": "prot", "priv_group": "a", "sample_weight": w}
-    assert ac.statistical_parity_difference(y, p, **kw) == pytest.approx(am.statistical_parity_difference(yi, p, **rk), abs=TOL)
-    assert ac.disparate_impact_ratio(y, p, **kw) == pytest.approx(am.disparate_impact_ratio(yi, p, **rk), abs=TOL)
-    assert ac.equal_opportunity_difference(y, p, **kw) == pytest.approx(am.equal_opportunity_difference(yi, p, **rk), abs=TOL)
-    assert ac.average_odds_difference(y, p, **kw) == pytest.approx(am.average_odds_difference(yi, p, **rk), abs=TOL)
-    assert ac.average_odds_error(y, p, **kw) == pytest.approx(am.average_odds_error(yi, p, **rk), abs=TOL)
-    # base-rate form (y_pred=None)
-    assert ac.statistical_parity_difference(y, **kw) == pytest.approx(am.statistical_parity_difference(yi, **rk), abs=TOL)
-    # the same numbers through the fairlearn-named functions with method="vs_reference"
-    assert lf.demographic_parity_difference(y, p, sensitive_features=d[attr], method="vs_reference", reference="a", sample_weight=w) == pytest.approx(
+    assert ac.statistical_parity_difference(y, p, **kw) == pytest.approx(
         am.statistical_parity_difference(yi, p, **rk), abs=TOL
     )
+    assert ac.disparate_impact_ratio(y, p, **kw) == pytest.approx(
+        am.disparate_impact_ratio(yi, p, **rk), abs=TOL
+    )
+    assert ac.equal_opportunity_difference(y, p, **kw) == pytest.approx(
+        am.equal_opportunity_difference(yi, p, **rk), abs=TOL
+    )
+    assert ac.average_odds_difference(y, p, **kw) == pytest.approx(
+        am.average_odds_difference(yi, p, **rk), abs=TOL
+    )
+    assert ac.average_odds_error(y, p, **kw) == pytest.approx(am.average_odds_error(yi, p, **rk), abs=TOL)
+    # base-rate form (y_pred=None)
+    assert ac.statistical_parity_difference(y, **kw) == pytest.approx(
+        am.statistical_parity_difference(yi, **rk), abs=TOL
+    )
+    # the same numbers through the fairlearn-named functions with method="vs_reference"
+    assert lf.demographic_parity_difference(
+        y, p, sensitive_features=d[attr], method="vs_reference", reference="a", sample_weight=w
+    ) == pytest.approx(am.statistical_parity_difference(yi, p, **rk), abs=TOL)
     assert lf.equalized_odds_difference(
         y, p, sensitive_features=d[attr], method="vs_reference", reference="a", agg="mean", sample_weight=w
     ) == pytest.approx(am.average_odds_difference(yi, p, **rk), abs=TOL)
@@ -70,7 +80,12 @@ def test_classic_classification_metric(binary):
     prot = (d["race"] == "a").astype(float).to_numpy()
     df_t = pd.DataFrame({"prot": prot, "x": d["x1"], "label": d["y_true"].astype(float)})
     df_p = df_t.assign(label=d["y_pred"].astype(float))
-    kw = {"favorable_label": 1.0, "unfavorable_label": 0.0, "label_names": ["label"], "protected_attribute_names": ["prot"]}
+    kw = {
+        "favorable_label": 1.0,
+        "unfavorable_label": 0.0,
+        "label_names": ["label"],
+        "protected_attribute_names": ["prot"],
+    }
     ds_t = BinaryLabelDataset(df=df_t, **kw)
     ds_p = BinaryLabelDataset(df=df_p, **kw)
     ds_t.instance_weights = d["weight"].to_numpy().copy()
@@ -80,17 +95,28 @@ def test_classic_classification_metric(binary):
     bm = BinaryLabelDatasetMetric(ds_p, **groups)
     y, p, w = d["y_true"], d["y_pred"], d["weight"]
     kw2 = {"prot_attr": prot, "priv_group": 1.0, "sample_weight": w}
-    assert ac.statistical_parity_difference(y, p, **kw2) == pytest.approx(bm.statistical_parity_difference(), abs=TOL)
+    assert ac.statistical_parity_difference(y, p, **kw2) == pytest.approx(
+        bm.statistical_parity_difference(), abs=TOL
+    )
     assert ac.disparate_impact_ratio(y, p, **kw2) == pytest.approx(bm.disparate_impact(), abs=TOL)
-    assert ac.equal_opportunity_difference(y, p, **kw2) == pytest.approx(cm.equal_opportunity_difference(), abs=TOL)
+    assert ac.equal_opportunity_difference(y, p, **kw2) == pytest.approx(
+        cm.equal_opportunity_difference(), abs=TOL
+    )
     assert ac.average_odds_difference(y, p, **kw2) == pytest.approx(cm.average_odds_difference(), abs=TOL)
     assert ac.equalized_odds_difference(y, p, **kw2) == pytest.approx(cm.equalized_odds_difference(), abs=TOL)
     gm = lf.group_metrics(y, p, sensitive_features=prot, sample_weight=w)
-    assert gm.difference("error_rate", "vs_reference", 1.0) == pytest.approx(cm.error_rate_difference(), abs=TOL)
-    assert gm.difference("fdr", "vs_reference", 1.0) == pytest.approx(cm.false_discovery_rate_difference(), abs=TOL)
-    assert gm.difference("for", "vs_reference", 1.0) == pytest.approx(cm.false_omission_rate_difference(), abs=TOL)
+    assert gm.difference("error_rate", "vs_reference", 1.0) == pytest.approx(
+        cm.error_rate_difference(), abs=TOL
+    )
+    assert gm.difference("fdr", "vs_reference", 1.0) == pytest.approx(
+        cm.false_discovery_rate_difference(), abs=TOL
+    )
+    assert gm.difference("for", "vs_reference", 1.0) == pytest.approx(
+        cm.false_omission_rate_difference(), abs=TOL
+    )
     assert gm.ratio("ppv", "vs_reference", 1.0) == pytest.approx(
-        cm.positive_predictive_value(privileged=False) / cm.positive_predictive_value(privileged=True), abs=TOL
+        cm.positive_predictive_value(privileged=False) / cm.positive_predictive_value(privileged=True),
+        abs=TOL,
     )
 
 
@@ -105,13 +131,19 @@ def test_compas_aif360_conventions(compas):
     assert spd == pytest.approx(am.statistical_parity_difference(yi, p, **rk), abs=TOL)
     assert ac.disparate_impact_ratio(y, p, **kw) == pytest.approx(1.740604, abs=1e-6)
     assert ac.average_odds_difference(y, p, **kw) == pytest.approx(0.207412, abs=1e-6)
-    assert ac.average_odds_difference(y, p, **kw) == pytest.approx(am.average_odds_difference(yi, p, **rk), abs=TOL)
+    assert ac.average_odds_difference(y, p, **kw) == pytest.approx(
+        am.average_odds_difference(yi, p, **rk), abs=TOL
+    )
     assert ac.equalized_odds_difference(y, p, **kw) == pytest.approx(0.211582, abs=1e-6)
     # three groups: AIF360 pools the unprivileged rest
     d3 = compas[compas["race"].isin(["African-American", "Caucasian", "Hispanic"])]
     yi3 = _indexed(d3["y_true"], d3["race"])
-    ours = ac.statistical_parity_difference(d3["y_true"], d3["y_pred"].to_numpy(), prot_attr=d3["race"], priv_group="Caucasian")
-    assert ours == pytest.approx(am.statistical_parity_difference(yi3, d3["y_pred"].to_numpy(), **rk), abs=TOL)
+    ours = ac.statistical_parity_difference(
+        d3["y_true"], d3["y_pred"].to_numpy(), prot_attr=d3["race"], priv_group="Caucasian"
+    )
+    assert ours == pytest.approx(
+        am.statistical_parity_difference(yi3, d3["y_pred"].to_numpy(), **rk), abs=TOL
+    )
 
 
 @pytest.mark.parametrize("alpha", [0, 1, 2, 3, 0.5])
@@ -121,7 +153,9 @@ def test_generalized_entropy_matches(binary, alpha):
     if alpha == 0:
         keep = ~((y == 1) & (p == 0))
         y, p, race = y[keep], p[keep], race[keep]
-    assert ac.generalized_entropy_error(y, p, alpha=alpha) == pytest.approx(am.generalized_entropy_error(y, p, alpha=alpha), abs=TOL)
+    assert ac.generalized_entropy_error(y, p, alpha=alpha) == pytest.approx(
+        am.generalized_entropy_error(y, p, alpha=alpha), abs=TOL
+    )
     yi = _indexed(pd.Series(y), pd.Series(race))
     ref = am.between_group_generalized_entropy_error(yi, p, prot_attr="prot", alpha=alpha)
     ours = ac.between_group_generalized_entropy_error(y, p, prot_attr=yi.index.to_numpy(), alpha=alpha)
@@ -133,7 +167,9 @@ def test_generalized_entropy_closed_forms():
     mu = 1.5
     assert generalized_entropy_index(b, 2) == pytest.approx(np.var(b) / mu**2 / 2, abs=TOL)
     r = b / mu
-    assert theil_index(b) == pytest.approx(np.mean(np.where(r > 0, r * np.log(np.where(r > 0, r, 1)), 0)), abs=TOL)
+    assert theil_index(b) == pytest.approx(
+        np.mean(np.where(r > 0, r * np.log(np.where(r > 0, r, 1)), 0)), abs=TOL
+    )
     assert generalized_entropy_index([1.0, 1.0, 1.0], 2) == 0.0
     b2 = np.array([1.0, 2.0, 4.0])
     assert generalized_entropy_index(b2, 0) == pytest.approx(-np.mean(np.log(b2 / b2.mean())), abs=TOL)
@@ -151,7 +187,10 @@ def test_reweighing_matches_aif360_sklearn(binary, weighted):
 
     d = binary
     w = d["weight"].to_numpy() if weighted else None
-    X = pd.DataFrame({"x": d["x1"].to_numpy()}, index=pd.MultiIndex.from_arrays([d["race"], d["sex"]], names=["race", "sex"]))
+    X = pd.DataFrame(
+        {"x": d["x1"].to_numpy()},
+        index=pd.MultiIndex.from_arrays([d["race"], d["sex"]], names=["race", "sex"]),
+    )
     ref_w = ARW(prot_attr=["race", "sex"]).fit_transform(X, d["y_true"].to_numpy(), sample_weight=w)[1]
     ours = reweighing_weights(d["y_true"], d[["race", "sex"]], sample_weight=w)
     np.testing.assert_allclose(ours, ref_w, atol=TOL, rtol=0)
@@ -167,7 +206,13 @@ def test_reweighing_matches_aif360_classic(binary):
     d = binary
     prot = (d["race"] == "a").astype(float).to_numpy()
     df = pd.DataFrame({"prot": prot, "x": d["x1"], "label": d["y_true"].astype(float)})
-    ds = BinaryLabelDataset(df=df, favorable_label=1.0, unfavorable_label=0.0, label_names=["label"], protected_attribute_names=["prot"])
+    ds = BinaryLabelDataset(
+        df=df,
+        favorable_label=1.0,
+        unfavorable_label=0.0,
+        label_names=["label"],
+        protected_attribute_names=["prot"],
+    )
     out = CRW(unprivileged_groups=[{"prot": 0.0}], privileged_groups=[{"prot": 1.0}]).fit_transform(ds)
     rw = Reweighing().fit(d["y_true"], prot)
     np.testing.assert_allclose(rw.transform(d["y_true"], prot), out.instance_weights, atol=TOL, rtol=0)

@@ -52,7 +52,7 @@ def test_wilson_table_columns(synth):
     gm = lf.group_metrics(synth["y_true"], synth["y_pred"], sensitive_features=synth["race"])
     tab = gm.table(["tpr", "selection_rate"], ci="wilson")
     r = tab[(tab.group == "a") & (tab.metric == "true_positive_rate")].iloc[0]
-    ref = stats.binomtest(int(round(r.numerator)), int(r.denominator)).proportion_ci(method="wilson")
+    ref = stats.binomtest(round(r.numerator), int(r.denominator)).proportion_ci(method="wilson")
     assert (r.lower, r.upper) == (pytest.approx(ref.low, abs=1e-12), pytest.approx(ref.high, abs=1e-12))
     assert (tab.lower <= tab.value).all() and (tab.value <= tab.upper).all()
 
@@ -74,7 +74,9 @@ def test_bootstrap_spread_matches_binomial_theory(synth):
     sd_theory = np.sqrt(p * (1 - p) / gm.n)
     sd_boot = np.nanstd(res.samples("selection_rate"), axis=0)
     np.testing.assert_allclose(sd_boot, sd_theory, rtol=0.08)
-    assert np.all(np.abs(np.nanmean(res.samples("selection_rate"), axis=0) - p) < 4 * sd_theory / np.sqrt(4000) + 1e-4)
+    assert np.all(
+        np.abs(np.nanmean(res.samples("selection_rate"), axis=0) - p) < 4 * sd_theory / np.sqrt(4000) + 1e-4
+    )
 
 
 def test_bootstrap_matches_explicit_row_resampling():
@@ -87,7 +89,9 @@ def test_bootstrap_matches_explicit_row_resampling():
     gm = lf.group_metrics(y, p, sensitive_features=g, sample_weight=w)
     res = bootstrap(gm, 6000, seed=2)
     idx = rng.integers(0, n, size=(6000, n))
-    naive = np.stack([np.bincount(gm.row_index[i], weights=w[i], minlength=12) for i in idx[:, :]]).reshape(6000, 3, 4)
+    naive = np.stack([np.bincount(gm.row_index[i], weights=w[i], minlength=12) for i in idx[:, :]]).reshape(
+        6000, 3, 4
+    )
     np.testing.assert_allclose(res.cells.mean(0), naive.mean(0), rtol=0.03, atol=0.3)
     np.testing.assert_allclose(res.cells.std(0), naive.std(0), rtol=0.06)
 
@@ -101,7 +105,9 @@ def test_weighted_chunked_path_close_to_exact(synth):
     strat = bootstrap(gm, 1000, seed=0, stratify=True)  # exact stratified multinomial
     assert chunk.cells.shape == exact.cells.shape == multi.cells.shape
     for r in (chunk, multi, strat):
-        np.testing.assert_allclose(np.nanstd(r.samples("tpr"), 0), np.nanstd(exact.samples("tpr"), 0), rtol=0.15)
+        np.testing.assert_allclose(
+            np.nanstd(r.samples("tpr"), 0), np.nanstd(exact.samples("tpr"), 0), rtol=0.15
+        )
         np.testing.assert_allclose(r.cells.mean(0), gm.cells, rtol=0.02)
 
 
@@ -125,8 +131,12 @@ def test_bootstrap_close_to_fairlearn_intervals(synth):
 
 
 def test_equalized_odds_interval_and_disparity_table(synth):
-    res = bootstrap_ci(synth["y_true"], synth["y_pred"], sensitive_features=synth[["race", "sex"]], n_boot=500, seed=0)
-    est = lf.equalized_odds_difference(synth["y_true"], synth["y_pred"], sensitive_features=synth[["race", "sex"]])
+    res = bootstrap_ci(
+        synth["y_true"], synth["y_pred"], sensitive_features=synth[["race", "sex"]], n_boot=500, seed=0
+    )
+    est = lf.equalized_odds_difference(
+        synth["y_true"], synth["y_pred"], sensitive_features=synth[["race", "sex"]]
+    )
     lo, hi = res.equalized_odds_interval()
     assert lo <= est <= hi and hi - lo < 0.2
     tab = res.disparity_table(reference=("a", "F"))

@@ -14,7 +14,10 @@ from labworks.fairness.mitigation.reductions import ExponentiatedGradient
 from labworks.fairness.mitigation.reweighing import reweighing_weights
 
 sk_lm = pytest.importorskip("sklearn.linear_model")
-pytestmark = pytest.mark.filterwarnings("ignore:Setting a value on a Series via .at")  # inside fairlearn
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Setting a value on a Series via .at"),  # inside fairlearn
+    pytest.mark.filterwarnings("ignore:Setting an item of incompatible dtype"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +65,17 @@ def test_threshold_optimizer_equalises_exactly_and_matches_fairlearn(fitted, con
     assert set(np.unique(yhat)) <= {0, 1}
     np.testing.assert_array_equal(yhat, to.predict(s, sensitive_features=d["race"], random_state=3))
     gm = lf.group_metrics(y, yhat, sensitive_features=d["race"])
-    key = {"demographic_parity": "selection_rate", "equal_opportunity": "tpr", "equalized_odds": "fpr"}[constraint]
+    key = {"demographic_parity": "selection_rate", "equal_opportunity": "tpr", "equalized_odds": "fpr"}[
+        constraint
+    ]
     assert gm.difference(key) < 0.06  # sampling noise only
 
 
 def test_threshold_optimizer_bad_input():
     with pytest.raises(ValueError, match="no positives"):
-        ThresholdOptimizer("equalized_odds").fit([1, 0, 0, 0], [0.9, 0.2, 0.4, 0.1], sensitive_features=["a", "a", "b", "b"])
+        ThresholdOptimizer("equalized_odds").fit(
+            [1, 0, 0, 0], [0.9, 0.2, 0.4, 0.1], sensitive_features=["a", "a", "b", "b"]
+        )
     with pytest.raises(RuntimeError):
         ThresholdOptimizer().predict_proba([0.1], sensitive_features=["a"])
 
@@ -77,7 +84,9 @@ def test_threshold_optimizer_bad_input():
 def test_exponentiated_gradient_meets_constraint_like_fairlearn(fitted, constraint):
     red = pytest.importorskip("fairlearn.reductions")
     d, X, y, _ = fitted
-    eg = ExponentiatedGradient(sk_lm.LogisticRegression(), constraint, eps=0.01).fit(X, y, sensitive_features=d["race"])
+    eg = ExponentiatedGradient(sk_lm.LogisticRegression(), constraint, eps=0.01).fit(
+        X, y, sensitive_features=d["race"]
+    )
     q = eg.predict_proba(X)
     sr, tpr, fpr, acc = _expected(q, y, d["race"])
     overall = {"sr": q.mean(), "tpr": q[y == 1].mean(), "fpr": q[y == 0].mean()}
@@ -86,11 +95,19 @@ def test_exponentiated_gradient_meets_constraint_like_fairlearn(fitted, constrai
     else:
         assert np.abs(tpr - overall["tpr"]).max() <= 0.01 + 1e-6
         assert np.abs(fpr - overall["fpr"]).max() <= 0.01 + 1e-6
-    moment = red.DemographicParity(difference_bound=0.01) if constraint == "demographic_parity" else red.EqualizedOdds(difference_bound=0.01)
-    ref = red.ExponentiatedGradient(sk_lm.LogisticRegression(), moment).fit(X, y, sensitive_features=d["race"])
+    moment = (
+        red.DemographicParity(difference_bound=0.01)
+        if constraint == "demographic_parity"
+        else red.EqualizedOdds(difference_bound=0.01)
+    )
+    ref = red.ExponentiatedGradient(sk_lm.LogisticRegression(), moment).fit(
+        X, y, sensitive_features=d["race"]
+    )
     racc = _expected(ref._pmf_predict(X)[:, 1], y, d["race"])[3]
     assert acc >= racc - 0.01
-    base_gap = lf.demographic_parity_difference(y, sk_lm.LogisticRegression().fit(X, y).predict(X), sensitive_features=d["race"])
+    base_gap = lf.demographic_parity_difference(
+        y, sk_lm.LogisticRegression().fit(X, y).predict(X), sensitive_features=d["race"]
+    )
     if constraint == "demographic_parity":
         assert np.ptp(sr) < base_gap / 3
 
@@ -115,7 +132,9 @@ class WeightedStump:
 
 def test_exponentiated_gradient_any_estimator(fitted):
     d, X, y, _ = fitted
-    eg = ExponentiatedGradient(WeightedStump(), "demographic_parity", eps=0.02, max_iter=15).fit(X, y, sensitive_features=d["race"])
+    eg = ExponentiatedGradient(WeightedStump(), "demographic_parity", eps=0.02, max_iter=15).fit(
+        X, y, sensitive_features=d["race"]
+    )
     q = eg.predict_proba(X)
     sr = pd.Series(q).groupby(d["race"].to_numpy()).mean()
     assert (sr - q.mean()).abs().max() <= 0.02 + 1e-6
@@ -152,7 +171,9 @@ def test_penalty_training_reduces_disparity(fitted):
         for _ in range(200):
             opt.zero_grad()
             logit = model(feats).squeeze(1)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, yt) + weight * pen(logit, yt, g)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, yt) + weight * pen(
+                logit, yt, g
+            )
             loss.backward()
             opt.step()
         return (model(feats).squeeze(1) > 0).int().numpy()
@@ -181,4 +202,6 @@ def test_reweighing_reduces_disparity_of_trained_model(fitted):
     base = sk_lm.LogisticRegression().fit(Xa, y).predict(Xa)
     w = reweighing_weights(y, d["race"])
     rw = sk_lm.LogisticRegression().fit(Xa, y, sample_weight=w).predict(Xa)
-    assert lf.demographic_parity_difference(y, rw, sensitive_features=d["race"]) < lf.demographic_parity_difference(y, base, sensitive_features=d["race"])
+    assert lf.demographic_parity_difference(
+        y, rw, sensitive_features=d["race"]
+    ) < lf.demographic_parity_difference(y, base, sensitive_features=d["race"])

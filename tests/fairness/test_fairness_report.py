@@ -34,7 +34,15 @@ def test_cli_report_writes_everything(tmp_path, csv_file, synth, fmt):
     assert res.exit_code == 0, res.output
     report = out / f"report.{fmt}"
     assert report.is_file()
-    for f in ["group_metrics.csv", "disparities.csv", "counts.csv", "sweep.csv", "rates.png", "roc.png", "sweep.png"]:
+    for f in [
+        "group_metrics.csv",
+        "disparities.csv",
+        "counts.csv",
+        "sweep.csv",
+        "rates.png",
+        "roc.png",
+        "sweep.png",
+    ]:
         assert (out / f).is_file(), f
     text = report.read_text()
     assert "rates.png" in text and "vs_reference" in text
@@ -44,13 +52,37 @@ def test_cli_report_writes_everything(tmp_path, csv_file, synth, fmt):
     assert row.value == pytest.approx(synth.loc[m, "y_pred"].mean(), abs=1e-12)
     assert row.boot_lower <= row.value <= row.boot_upper and row.wilson_lower <= row.value <= row.wilson_upper
     disp = pd.read_csv(out / "disparities.csv")
-    dpd = disp[(disp.measure == "selection_rate") & (disp.kind == "difference") & (disp.method == "between_groups")].value.iloc[0]
-    assert dpd == pytest.approx(lf.demographic_parity_difference(synth.y_true, synth.y_pred, sensitive_features=synth[["race", "sex"]]), abs=1e-12)
+    dpd = disp[
+        (disp.measure == "selection_rate") & (disp.kind == "difference") & (disp.method == "between_groups")
+    ].value.iloc[0]
+    assert dpd == pytest.approx(
+        lf.demographic_parity_difference(
+            synth.y_true, synth.y_pred, sensitive_features=synth[["race", "sex"]]
+        ),
+        abs=1e-12,
+    )
 
 
 def test_cli_threshold_score_and_weights(tmp_path, csv_file):
     out = tmp_path / "rep2"
-    args = ["report", str(csv_file), "--label", "y_true", "--score", "score", "--threshold", "0.6", "--group", "race", "--weight", "weight", "--n-boot", "50", "--out", str(out)]
+    args = [
+        "report",
+        str(csv_file),
+        "--label",
+        "y_true",
+        "--score",
+        "score",
+        "--threshold",
+        "0.6",
+        "--group",
+        "race",
+        "--weight",
+        "weight",
+        "--n-boot",
+        "50",
+        "--out",
+        str(out),
+    ]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "score` ≥ 0.6" in (out / "report.md").read_text()
@@ -65,7 +97,22 @@ def test_cli_threshold_score_and_weights(tmp_path, csv_file):
     ],
 )
 def test_cli_bad_input_is_a_clear_error(tmp_path, csv_file, extra, match):
-    res = CliRunner().invoke(cli, ["report", str(csv_file), "--label", "y_true", "--pred", "y_pred", "--n-boot", "10", "--out", str(tmp_path / "x"), *extra])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            str(csv_file),
+            "--label",
+            "y_true",
+            "--pred",
+            "y_pred",
+            "--n-boot",
+            "10",
+            "--out",
+            str(tmp_path / "x"),
+            *extra,
+        ],
+    )
     assert res.exit_code != 0
     assert match in res.output
 

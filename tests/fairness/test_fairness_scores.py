@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import labworks.fairness as lf
@@ -34,7 +33,12 @@ def test_threshold_sweep_matches_thresholding_each_time(synth):
 
 
 def test_roc_auc_per_group_matches_sklearn(synth):
-    y, s, r, w = synth["y_true"].to_numpy(), synth["score"].to_numpy(), synth["race"].to_numpy(), synth["weight"].to_numpy()
+    y, s, r, w = (
+        synth["y_true"].to_numpy(),
+        synth["score"].to_numpy(),
+        synth["race"].to_numpy(),
+        synth["weight"].to_numpy(),
+    )
     s = np.round(s, 2)  # ties
     auc = auc_by_group(y, s, sensitive_features=r, sample_weight=w)
     ap = average_precision_by_group(y, s, sensitive_features=r, sample_weight=w)
@@ -58,7 +62,9 @@ def test_calibration_matches_sklearn(synth, strategy):
     for g in ["a", "c"]:
         m = r == g
         if strategy == "quantile":  # sklearn computes quantile edges within the data it is given
-            rel_g, ece_g = calibration_by_group(y[m], s[m], sensitive_features=r[m], n_bins=8, strategy=strategy)
+            rel_g, ece_g = calibration_by_group(
+                y[m], s[m], sensitive_features=r[m], n_bins=8, strategy=strategy
+            )
             t = rel_g[(rel_g.group == g) & (rel_g.n > 0)]
         else:
             t = rel[(rel.group == g) & (rel.n > 0)]
@@ -84,7 +90,9 @@ def test_regression_group_metrics_match_fairlearn(synth):
         y_true=y, y_pred=p, sensitive_features=sf, sample_params={k: {"sample_weight": w} for k in ["mse", "mae", "mean_prediction"]},
     )  # fmt: skip
     for col in ["mse", "mae", "mean_prediction"]:
-        np.testing.assert_allclose(tab.loc[["a", "b", "c"], col].to_numpy(), mf.by_group[col].to_numpy(), atol=1e-12)
+        np.testing.assert_allclose(
+            tab.loc[["a", "b", "c"], col].to_numpy(), mf.by_group[col].to_numpy(), atol=1e-12
+        )
         assert tab.loc["overall", col] == pytest.approx(mf.overall[col], abs=1e-12)
     assert regression_disparity(tab, "mse") == pytest.approx(mf.difference()["mse"], abs=1e-12)
     assert regression_disparity(tab, "mse", "worst") == pytest.approx(mf.group_max()["mse"], abs=1e-12)
@@ -102,7 +110,9 @@ def test_multiclass_one_vs_rest_macro(synth):
     mc = multiclass_group_metrics(y, p, sensitive_features=sf)
     per = []
     for c in range(3):
-        ref = fm.equal_opportunity_difference((y == c).astype(int), (p == c).astype(int), sensitive_features=sf)
+        ref = fm.equal_opportunity_difference(
+            (y == c).astype(int), (p == c).astype(int), sensitive_features=sf
+        )
         per.append(ref)
         assert mc.difference("tpr", average=None)[c] == pytest.approx(ref, abs=TOL)
     assert mc.difference("tpr") == pytest.approx(np.mean(per), abs=TOL)

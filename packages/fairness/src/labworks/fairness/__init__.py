@@ -25,7 +25,12 @@ from labworks.fairness.compat import (
 from labworks.fairness.confusion import RATES, canonical_rate
 from labworks.fairness.groups import GroupIndex, encode_groups
 from labworks.fairness.impossibility import WORLDVIEWS, chouldechova_fpr, explore, impossibility_check
-from labworks.fairness.individual import coefficient_of_variation, consistency_score, generalized_entropy_index, theil_index
+from labworks.fairness.individual import (
+    coefficient_of_variation,
+    consistency_score,
+    generalized_entropy_index,
+    theil_index,
+)
 from labworks.fairness.intervals import difference_interval, newcombe_interval, wilson_interval
 from labworks.fairness.metric_frame import MetricFrame
 from labworks.fairness.metrics import DEFAULT_METRICS, GroupMetrics, NotEstimableWarning, group_metrics

@@ -75,10 +75,7 @@ def binarize(arr: np.ndarray | torch.Tensor, name: str, pos_label: Any = 1) -> n
     """Map a binary label vector to {0, 1} (1 = ``pos_label``); reject NaN and non-binary values."""
     if _has_nan(arr):
         raise ValueError(f"{name} contains NaN/missing values")
-    if isinstance(arr, torch.Tensor):
-        uniq = torch.unique(arr).tolist()
-    else:
-        uniq = pd.unique(arr).tolist()
+    uniq = torch.unique(arr).tolist() if isinstance(arr, torch.Tensor) else pd.unique(arr).tolist()
     if len(uniq) > 2:
         shown = sorted(map(str, uniq))[:6]
         raise ValueError(
@@ -97,7 +94,9 @@ def binarize(arr: np.ndarray | torch.Tensor, name: str, pos_label: Any = 1) -> n
     return (arr == pos_label).astype(np.int64)
 
 
-def as_weights(w: ArrayLike | None, n: int, like: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor | None:
+def as_weights(
+    w: ArrayLike | None, n: int, like: np.ndarray | torch.Tensor
+) -> np.ndarray | torch.Tensor | None:
     """Validate sample weights (finite, non-negative, length n, positive total)."""
     if w is None:
         return None

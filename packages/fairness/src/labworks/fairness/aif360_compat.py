@@ -29,34 +29,66 @@ __all__ = [
 
 
 def _gm(y_true: Any, y_pred: Any, prot_attr: Any, pos_label: Any, sample_weight: Any) -> Any:
-    return group_metrics(y_true, y_pred, sensitive_features=prot_attr, pos_label=pos_label, sample_weight=sample_weight)
+    return group_metrics(
+        y_true, y_pred, sensitive_features=prot_attr, pos_label=pos_label, sample_weight=sample_weight
+    )
 
 
 def statistical_parity_difference(
-    y_true: ArrayLike, y_pred: ArrayLike | None = None, *, prot_attr: Any, priv_group: Any = 1, pos_label: Any = 1, sample_weight: ArrayLike | None = None
+    y_true: ArrayLike,
+    y_pred: ArrayLike | None = None,
+    *,
+    prot_attr: Any,
+    priv_group: Any = 1,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
 ) -> float:
     """SR(unprivileged) − SR(privileged); with ``y_pred=None`` the base rates of ``y_true`` (as AIF360)."""
     yp = y_true if y_pred is None else y_pred
-    return _gm(y_true, yp, prot_attr, pos_label, sample_weight).difference("selection_rate", "vs_reference", priv_group)
+    return _gm(y_true, yp, prot_attr, pos_label, sample_weight).difference(
+        "selection_rate", "vs_reference", priv_group
+    )
 
 
 def disparate_impact_ratio(
-    y_true: ArrayLike, y_pred: ArrayLike | None = None, *, prot_attr: Any, priv_group: Any = 1, pos_label: Any = 1, sample_weight: ArrayLike | None = None
+    y_true: ArrayLike,
+    y_pred: ArrayLike | None = None,
+    *,
+    prot_attr: Any,
+    priv_group: Any = 1,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
 ) -> float:
     """SR(unprivileged) / SR(privileged) (may exceed 1)."""
     yp = y_true if y_pred is None else y_pred
-    return _gm(y_true, yp, prot_attr, pos_label, sample_weight).ratio("selection_rate", "vs_reference", priv_group)
+    return _gm(y_true, yp, prot_attr, pos_label, sample_weight).ratio(
+        "selection_rate", "vs_reference", priv_group
+    )
 
 
 def equal_opportunity_difference(
-    y_true: ArrayLike, y_pred: ArrayLike, *, prot_attr: Any, priv_group: Any = 1, pos_label: Any = 1, sample_weight: ArrayLike | None = None
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    prot_attr: Any,
+    priv_group: Any = 1,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
 ) -> float:
     """TPR(unprivileged) − TPR(privileged)."""
-    return _gm(y_true, y_pred, prot_attr, pos_label, sample_weight).difference("true_positive_rate", "vs_reference", priv_group)
+    return _gm(y_true, y_pred, prot_attr, pos_label, sample_weight).difference(
+        "true_positive_rate", "vs_reference", priv_group
+    )
 
 
 def average_odds_difference(
-    y_true: ArrayLike, y_pred: ArrayLike, *, prot_attr: Any, priv_group: Any = 1, pos_label: Any = 1, sample_weight: ArrayLike | None = None
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    prot_attr: Any,
+    priv_group: Any = 1,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
 ) -> float:
     """½[(FPR_u − FPR_p) + (TPR_u − TPR_p)]."""
     gm = _gm(y_true, y_pred, prot_attr, pos_label, sample_weight)
@@ -64,7 +96,13 @@ def average_odds_difference(
 
 
 def average_odds_error(
-    y_true: ArrayLike, y_pred: ArrayLike, *, prot_attr: Any, priv_group: Any = None, pos_label: Any = 1, sample_weight: ArrayLike | None = None
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    prot_attr: Any,
+    priv_group: Any = None,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
 ) -> float:
     """½(|FPR_u − FPR_p| + |TPR_u − TPR_p|); ``priv_group=None`` needs a binary attribute (first level)."""
     gm = _gm(y_true, y_pred, prot_attr, pos_label, sample_weight)
@@ -78,7 +116,13 @@ def average_odds_error(
 
 
 def equalized_odds_difference(
-    y_true: ArrayLike, y_pred: ArrayLike, *, prot_attr: Any, priv_group: Any = 1, pos_label: Any = 1, sample_weight: ArrayLike | None = None
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    prot_attr: Any,
+    priv_group: Any = 1,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
 ) -> float:
     """max(|FPR_u − FPR_p|, |TPR_u − TPR_p|) (AIF360 ``ClassificationMetric.equalized_odds_difference``)."""
     gm = _gm(y_true, y_pred, prot_attr, pos_label, sample_weight)
@@ -93,13 +137,20 @@ def _b(y_true: ArrayLike, y_pred: ArrayLike, pos_label: Any) -> np.ndarray:
     return 1.0 + p - t
 
 
-def generalized_entropy_error(y_true: ArrayLike, y_pred: ArrayLike, alpha: float = 2, pos_label: Any = 1) -> float:
+def generalized_entropy_error(
+    y_true: ArrayLike, y_pred: ArrayLike, alpha: float = 2, pos_label: Any = 1
+) -> float:
     """Generalized entropy index of b = ŷ − y + 1 (AIF360 convention, incl. its α = 0 form)."""
     return generalized_entropy_index(_b(y_true, y_pred, pos_label), alpha=alpha, convention="aif360")
 
 
 def between_group_generalized_entropy_error(
-    y_true: ArrayLike, y_pred: ArrayLike, prot_attr: Any = None, priv_group: Any = None, alpha: float = 2, pos_label: Any = 1
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    prot_attr: Any = None,
+    priv_group: Any = None,
+    alpha: float = 2,
+    pos_label: Any = 1,
 ) -> float:
     """GE of b with each b_i replaced by its group mean (privileged vs rest when ``priv_group`` is given)."""
     b = _b(y_true, y_pred, pos_label)

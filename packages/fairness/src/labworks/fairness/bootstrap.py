@@ -55,21 +55,35 @@ class BootstrapResult:
 
     def interval(self, metric: str, confidence: float = 0.95) -> np.ndarray:
         """(G + 1, 2) percentile interval per group, overall last."""
-        s = np.concatenate([self.samples(metric), rate_from_cells(self.cells.sum(1), metric)[:, None]], axis=1)
+        s = np.concatenate(
+            [self.samples(metric), rate_from_cells(self.cells.sum(1), metric)[:, None]], axis=1
+        )
         return _quantiles(s, confidence).T
 
-    def comparison_samples(self, metric: str, kind: str = "difference", method: str = "between_groups", reference: Any = None) -> np.ndarray:
+    def comparison_samples(
+        self, metric: str, kind: str = "difference", method: str = "between_groups", reference: Any = None
+    ) -> np.ndarray:
         ref = self.point.groups.code_of(reference) if method == "vs_reference" else None
         return compare_cells(self.cells, metric, kind, method, valid=self._valid(metric), reference=ref)  # type: ignore[arg-type]
 
     def comparison_interval(
-        self, metric: str, kind: str = "difference", method: str = "between_groups", reference: Any = None, confidence: float = 0.95
+        self,
+        metric: str,
+        kind: str = "difference",
+        method: str = "between_groups",
+        reference: Any = None,
+        confidence: float = 0.95,
     ) -> tuple[float, float]:
         lo, hi = _quantiles(self.comparison_samples(metric, kind, method, reference), confidence)
         return float(lo), float(hi)
 
     def equalized_odds_interval(
-        self, kind: str = "difference", method: str = "between_groups", agg: str = "worst_case", reference: Any = None, confidence: float = 0.95
+        self,
+        kind: str = "difference",
+        method: str = "between_groups",
+        agg: str = "worst_case",
+        reference: Any = None,
+        confidence: float = 0.95,
     ) -> tuple[float, float]:
         """Percentile interval of the equalized-odds scalar (max of two maxima included)."""
         t = self.comparison_samples("true_positive_rate", kind, method, reference)
@@ -97,7 +111,9 @@ class BootstrapResult:
     ) -> pd.DataFrame:
         """Tidy table of differences and ratios (and equalized odds) with bootstrap intervals."""
         rows = []
-        meths = list(methods) + (["vs_reference"] if reference is not None and "vs_reference" not in methods else [])
+        meths = list(methods) + (
+            ["vs_reference"] if reference is not None and "vs_reference" not in methods else []
+        )
         for method in meths:
             ref = reference if method == "vs_reference" else None
             for kind in ("difference", "ratio"):
@@ -105,11 +121,22 @@ class BootstrapResult:
                     m = canonical_rate(m)
                     est = self.point.compare(m, kind, method, ref)  # type: ignore[arg-type]
                     lo, hi = self.comparison_interval(m, kind, method, ref, confidence)
-                    rows.append({"measure": m, "kind": kind, "method": method, "value": est, "lower": lo, "upper": hi})
+                    rows.append(
+                        {"measure": m, "kind": kind, "method": method, "value": est, "lower": lo, "upper": hi}
+                    )
                 for agg in ("worst_case", "mean"):
                     est = self.point.equalized_odds(kind, method, agg, ref)  # type: ignore[arg-type]
                     lo, hi = self.equalized_odds_interval(kind, method, agg, ref, confidence)
-                    rows.append({"measure": f"equalized_odds_{agg}", "kind": kind, "method": method, "value": est, "lower": lo, "upper": hi})
+                    rows.append(
+                        {
+                            "measure": f"equalized_odds_{agg}",
+                            "kind": kind,
+                            "method": method,
+                            "value": est,
+                            "lower": lo,
+                            "upper": hi,
+                        }
+                    )
         df = pd.DataFrame(rows)
         df["reference"] = "" if reference is None else str(reference)
         df["confidence"] = confidence
@@ -169,7 +196,7 @@ def bootstrap(
     G4 = 4 * gm.n_groups
     rng = np.random.default_rng(seed)
     A = len(k)
-    if A <= exact_max_atoms or (scheme == "multinomial" and not stratify and A * n_boot <= 2e7):
+    if exact_max_atoms >= A or (scheme == "multinomial" and not stratify and A * n_boot <= 2e7):
         R = _resample_counts(rng, m, k // 4 if stratify else None, n_boot, scheme)  # (B, A)
         M = np.zeros((A, G4))
         M[np.arange(A), k] = w
@@ -179,7 +206,9 @@ def bootstrap(
     return BootstrapResult(cells=cells.reshape(n_boot, gm.n_groups, 4), point=gm, scheme=scheme, seed=seed)
 
 
-def _resample_counts(rng: np.random.Generator, m: np.ndarray, strata: np.ndarray | None, B: int, scheme: str) -> np.ndarray:
+def _resample_counts(
+    rng: np.random.Generator, m: np.ndarray, strata: np.ndarray | None, B: int, scheme: str
+) -> np.ndarray:
     if scheme == "poisson":
         return rng.poisson(m.astype(np.float64), size=(B, len(m))).astype(np.float64)
     if strata is None:
@@ -194,7 +223,16 @@ def _resample_counts(rng: np.random.Generator, m: np.ndarray, strata: np.ndarray
 
 
 def _chunked(
-    k: np.ndarray, w: np.ndarray, m: np.ndarray, B: int, seed: int, scheme: str, stratify: bool, G4: int, device: Any, chunk: int
+    k: np.ndarray,
+    w: np.ndarray,
+    m: np.ndarray,
+    B: int,
+    seed: int,
+    scheme: str,
+    stratify: bool,
+    G4: int,
+    device: Any,
+    chunk: int,
 ) -> np.ndarray:
     """Many atoms (continuous weights): Poisson counts per chunk of atoms, accumulated by one matmul each.
 
@@ -223,8 +261,13 @@ def _chunked(
         so[torch.arange(R.shape[1], device=dev), strata[sl]] = 1.0
         drawn += R @ so
     if scheme == "multinomial":
-        scale = (target / drawn.clamp_min(1.0))  # (B, S)
-        per_cell = scale[:, (torch.arange(G4, device=dev) // 4) if stratify else torch.zeros(G4, dtype=torch.int64, device=dev)]
+        scale = target / drawn.clamp_min(1.0)  # (B, S)
+        per_cell = scale[
+            :,
+            (torch.arange(G4, device=dev) // 4)
+            if stratify
+            else torch.zeros(G4, dtype=torch.int64, device=dev),
+        ]
         cells = cells * per_cell
     return cells.cpu().numpy()
 
@@ -245,5 +288,12 @@ def bootstrap_ci(
     """One-call bootstrap: group the data, then :func:`bootstrap`."""
     from labworks.fairness.metrics import group_metrics
 
-    gm = group_metrics(y_true, y_pred, sensitive_features=sensitive_features, sample_weight=sample_weight, pos_label=pos_label, min_count=min_count)
+    gm = group_metrics(
+        y_true,
+        y_pred,
+        sensitive_features=sensitive_features,
+        sample_weight=sample_weight,
+        pos_label=pos_label,
+        min_count=min_count,
+    )
     return bootstrap(gm, n_boot=n_boot, seed=seed, scheme=scheme, stratify=stratify)

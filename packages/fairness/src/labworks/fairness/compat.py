@@ -39,7 +39,9 @@ __all__ = [
 MethodArg = Literal["between_groups", "to_overall", "vs_reference"]
 
 
-def _cells(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None, pos_label: Any) -> np.ndarray:
+def _cells(
+    y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None, pos_label: Any
+) -> np.ndarray:
     yt, yp = as_1d(y_true, "y_true"), as_1d(y_pred, "y_pred")
     n = check_lengths(y_true=yt, y_pred=yp)
     yt, yp = to_numpy(binarize(yt, "y_true", pos_label)), to_numpy(binarize(yp, "y_pred", pos_label))
@@ -48,7 +50,9 @@ def _cells(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None
     return cells[0]
 
 
-def selection_rate(y_true: ArrayLike, y_pred: ArrayLike, *, pos_label: Any = 1, sample_weight: ArrayLike | None = None) -> float:
+def selection_rate(
+    y_true: ArrayLike, y_pred: ArrayLike, *, pos_label: Any = 1, sample_weight: ArrayLike | None = None
+) -> float:
     """Weighted fraction of predictions equal to ``pos_label`` (``y_true`` only checked for length)."""
     yp = as_1d(y_pred, "y_pred")
     if y_true is not None:
@@ -60,22 +64,30 @@ def selection_rate(y_true: ArrayLike, y_pred: ArrayLike, *, pos_label: Any = 1, 
     return float(np.dot(sel, w) / w.sum())
 
 
-def true_positive_rate(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None, pos_label: Any = None) -> float:
+def true_positive_rate(
+    y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None, pos_label: Any = None
+) -> float:
     """TP / (TP + FN); NaN when there are no positives."""
     return float(rate_from_cells(_cells(y_true, y_pred, sample_weight, pos_label), "true_positive_rate"))
 
 
-def true_negative_rate(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None, pos_label: Any = None) -> float:
+def true_negative_rate(
+    y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None, pos_label: Any = None
+) -> float:
     """TN / (TN + FP); NaN when there are no negatives."""
     return float(rate_from_cells(_cells(y_true, y_pred, sample_weight, pos_label), "true_negative_rate"))
 
 
-def false_positive_rate(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None, pos_label: Any = None) -> float:
+def false_positive_rate(
+    y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None, pos_label: Any = None
+) -> float:
     """FP / (FP + TN); NaN when there are no negatives."""
     return float(rate_from_cells(_cells(y_true, y_pred, sample_weight, pos_label), "false_positive_rate"))
 
 
-def false_negative_rate(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None, pos_label: Any = None) -> float:
+def false_negative_rate(
+    y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None, pos_label: Any = None
+) -> float:
     """FN / (FN + TP); NaN when there are no positives."""
     return float(rate_from_cells(_cells(y_true, y_pred, sample_weight, pos_label), "false_negative_rate"))
 
@@ -98,7 +110,11 @@ def mean_prediction(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLi
 
 def _gm(y_true: Any, y_pred: Any, sensitive_features: Any, sample_weight: Any, min_count: int) -> Any:
     return group_metrics(
-        y_true, y_pred, sensitive_features=sensitive_features, sample_weight=sample_weight, min_count=min_count
+        y_true,
+        y_pred,
+        sensitive_features=sensitive_features,
+        sample_weight=sample_weight,
+        min_count=min_count,
     )
 
 
@@ -114,7 +130,9 @@ def demographic_parity_difference(
 ) -> float:
     """Selection-rate difference: max − min (between_groups), max |g − overall| (to_overall), or signed
     SR(rest) − SR(reference) (vs_reference = AIF360 ``statistical_parity_difference``)."""
-    return _gm(y_true, y_pred, sensitive_features, sample_weight, min_count).difference("selection_rate", method, reference)
+    return _gm(y_true, y_pred, sensitive_features, sample_weight, min_count).difference(
+        "selection_rate", method, reference
+    )
 
 
 def demographic_parity_ratio(
@@ -129,7 +147,9 @@ def demographic_parity_ratio(
 ) -> float:
     """Selection-rate ratio: min / max (between_groups), folded g / overall (to_overall), or SR(rest) /
     SR(reference) (vs_reference = AIF360 ``disparate_impact_ratio``, may exceed 1)."""
-    return _gm(y_true, y_pred, sensitive_features, sample_weight, min_count).ratio("selection_rate", method, reference)
+    return _gm(y_true, y_pred, sensitive_features, sample_weight, min_count).ratio(
+        "selection_rate", method, reference
+    )
 
 
 def equalized_odds_difference(

@@ -59,7 +59,9 @@ def canonical_rate(name: str) -> str:
     key = name.lower().strip()
     key = ALIASES.get(key, key)
     if key not in RATES:
-        raise ValueError(f"unknown metric {name!r}; known: {', '.join(RATES)} (aliases: {', '.join(ALIASES)})")
+        raise ValueError(
+            f"unknown metric {name!r}; known: {', '.join(RATES)} (aliases: {', '.join(ALIASES)})"
+        )
     return key
 
 
@@ -89,7 +91,11 @@ def confusion_cells(
         if sample_weight is None:
             w = cnt.to(torch.float64)
         else:
-            w = torch.bincount(idx, weights=torch.as_tensor(sample_weight, device=dev).to(torch.float64), minlength=4 * n_groups)
+            w = torch.bincount(
+                idx,
+                weights=torch.as_tensor(sample_weight, device=dev).to(torch.float64),
+                minlength=4 * n_groups,
+            )
         return w.cpu().numpy().reshape(n_groups, 4), cnt.cpu().numpy().reshape(n_groups, 4)
     yt = np.asarray(y_true, dtype=np.int64)
     yp = np.asarray(y_pred, dtype=np.int64)

@@ -32,7 +32,10 @@ def find_compas(start: Path | None = None) -> Path | None:
         if base in seen:
             continue
         seen.add(base)
-        for cand in (base / "shared" / "data" / "fairness" / COMPAS_FILE, base.parent / "shared" / "data" / "fairness" / COMPAS_FILE):
+        for cand in (
+            base / "shared" / "data" / "fairness" / COMPAS_FILE,
+            base.parent / "shared" / "data" / "fairness" / COMPAS_FILE,
+        ):
             if cand.is_file():
                 return cand
     return None
@@ -45,7 +48,16 @@ def load_compas(path: str | os.PathLike[str]) -> pd.DataFrame:
     Adds ``y_true`` = two_year_recid and ``y_pred`` = (decile_score ≥ 5), ``score`` = decile_score / 10.
     """
     df = pd.read_csv(path)
-    need = {"days_b_screening_arrest", "is_recid", "c_charge_degree", "score_text", "decile_score", "two_year_recid", "race", "sex"}
+    need = {
+        "days_b_screening_arrest",
+        "is_recid",
+        "c_charge_degree",
+        "score_text",
+        "decile_score",
+        "two_year_recid",
+        "race",
+        "sex",
+    }
     missing = need - set(df.columns)
     if missing:
         raise ValueError(f"{path} is not the ProPublica COMPAS file: missing columns {sorted(missing)}")

@@ -95,7 +95,11 @@ def _columns(sensitive_features: Any) -> list[tuple[str, Any]]:
         if sf.ndim == 2 and sf.shape[1] > 1:
             return [(f"sensitive_feature_{j}", sf[:, j]) for j in range(sf.shape[1])]
         return [("sensitive_feature_0", sf.reshape(-1))]
-    if isinstance(sf, list) and sf and all(isinstance(c, pd.Series | np.ndarray | torch.Tensor | list) for c in sf):
+    if (
+        isinstance(sf, list)
+        and sf
+        and all(isinstance(c, pd.Series | np.ndarray | torch.Tensor | list) for c in sf)
+    ):
         return [
             (str(c.name) if isinstance(c, pd.Series) and c.name is not None else f"sensitive_feature_{j}", c)
             for j, c in enumerate(sf)
@@ -106,7 +110,9 @@ def _columns(sensitive_features: Any) -> list[tuple[str, Any]]:
     return [("sensitive_feature_0", sf)]
 
 
-def encode_groups(sensitive_features: Any, n: int | None = None, device: torch.device | None = None) -> GroupIndex:
+def encode_groups(
+    sensitive_features: Any, n: int | None = None, device: torch.device | None = None
+) -> GroupIndex:
     """Encode one or several sensitive features into intersectional group codes.
 
     Args:
@@ -154,6 +160,10 @@ def encode_groups(sensitive_features: Any, n: int | None = None, device: torch.d
             code = code * size + c
     if device is not None:
         code = torch.as_tensor(code).to(device)
-    elif isinstance(code, torch.Tensor) and device is None and not any(isinstance(c, torch.Tensor) for c in all_codes):
+    elif (
+        isinstance(code, torch.Tensor)
+        and device is None
+        and not any(isinstance(c, torch.Tensor) for c in all_codes)
+    ):
         code = code.numpy()
     return GroupIndex(codes=code, levels=tuple(levels), names=tuple(names))

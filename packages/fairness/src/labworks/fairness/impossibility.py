@@ -89,10 +89,15 @@ def explore(base_rates: dict[Any, float], ppv: float, fnr: float) -> pd.DataFram
     if ((p <= 0) | (p >= 1)).any():
         raise ValueError("base rates must be in (0, 1)")
     fpr = chouldechova_fpr(p, ppv, fnr)
-    return pd.DataFrame({"base_rate": p, "ppv": ppv, "fnr": fnr, "implied_fpr": fpr, "feasible": fpr <= 1}, index=pd.Index(groups, name="group"))
+    return pd.DataFrame(
+        {"base_rate": p, "ppv": ppv, "fnr": fnr, "implied_fpr": fpr, "feasible": fpr <= 1},
+        index=pd.Index(groups, name="group"),
+    )
 
 
-def kleinberg_balance(y_true: np.ndarray, scores: np.ndarray, codes: np.ndarray, n_groups: int, n_bins: int = 10) -> pd.DataFrame:
+def kleinberg_balance(
+    y_true: np.ndarray, scores: np.ndarray, codes: np.ndarray, n_groups: int, n_bins: int = 10
+) -> pd.DataFrame:
     """Per group: base rate, balance for the positive class (mean score | y=1), for the negative class
     (mean score | y=0), and calibration error (ECE over ``n_bins`` uniform bins)."""
     rows = []
@@ -101,7 +106,9 @@ def kleinberg_balance(y_true: np.ndarray, scores: np.ndarray, codes: np.ndarray,
         m = codes == g
         y, s = y_true[m], scores[m]
         if m.sum() == 0:
-            rows.append({"base_rate": np.nan, "mean_score_pos": np.nan, "mean_score_neg": np.nan, "ece": np.nan})
+            rows.append(
+                {"base_rate": np.nan, "mean_score_pos": np.nan, "mean_score_neg": np.nan, "ece": np.nan}
+            )
             continue
         cnt = np.bincount(b[m], minlength=n_bins)
         ys = np.bincount(b[m], weights=y, minlength=n_bins)
@@ -206,7 +213,9 @@ def impossibility_check(
             )
         both = holds.get("predictive_parity") and holds.get("equalized_odds")
         if both:
-            notes.append("observed: both hold within tolerance — the classifier is near-perfect or the tolerance is loose")
+            notes.append(
+                "observed: both hold within tolerance — the classifier is near-perfect or the tolerance is loose"
+            )
     else:
         notes.append("base rates are equal within tolerance: the criteria are not forced into conflict")
     return ImpossibilityResult(table=table, holds=holds, gaps=gaps, tolerance=tolerance, notes=notes)

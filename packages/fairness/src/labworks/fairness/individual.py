@@ -13,7 +13,11 @@ __all__ = ["coefficient_of_variation", "consistency_score", "generalized_entropy
 
 
 def generalized_entropy_index(
-    b: ArrayLike, alpha: float = 2, *, sample_weight: ArrayLike | None = None, convention: Literal["textbook", "aif360"] = "textbook"
+    b: ArrayLike,
+    alpha: float = 2,
+    *,
+    sample_weight: ArrayLike | None = None,
+    convention: Literal["textbook", "aif360"] = "textbook",
 ) -> float:
     """GE(α) of a non-negative benefit vector b (n,).
 
@@ -60,7 +64,11 @@ def consistency_score(X: Any, y: ArrayLike, n_neighbors: int = 5, *, batch_size:
     Args:
         X: (n, d) features; y: (n,) predictions. k-NN by exact torch ``cdist`` in row batches.
     """
-    Xt = X.to(torch.float64) if isinstance(X, torch.Tensor) else torch.tensor(np.asarray(X), dtype=torch.float64)
+    Xt = (
+        X.to(torch.float64)
+        if isinstance(X, torch.Tensor)
+        else torch.tensor(np.asarray(X), dtype=torch.float64)
+    )
     if Xt.ndim != 2:
         raise ValueError(f"X must be 2-D (n, d), got shape {tuple(Xt.shape)}")
     yt = torch.tensor(np.array(to_numpy(as_1d(y, "y")), dtype=np.float64), device=Xt.device)

@@ -26,7 +26,9 @@ def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
-def wilson_interval(successes: np.ndarray | float, n: np.ndarray | float, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(
+    successes: np.ndarray | float, n: np.ndarray | float, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for successes / n (arrays broadcast); NaN where n = 0."""
     z = _z(confidence)
     x, nn = np.asarray(successes, dtype=np.float64), np.asarray(n, dtype=np.float64)
@@ -41,7 +43,11 @@ def wilson_interval(successes: np.ndarray | float, n: np.ndarray | float, confid
 
 
 def newcombe_interval(
-    x1: np.ndarray | float, n1: np.ndarray | float, x2: np.ndarray | float, n2: np.ndarray | float, confidence: float = 0.95
+    x1: np.ndarray | float,
+    n1: np.ndarray | float,
+    x2: np.ndarray | float,
+    n2: np.ndarray | float,
+    confidence: float = 0.95,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Newcombe (1998, method 10) interval for p1 − p2 from the two Wilson intervals."""
     p1, p2 = np.asarray(x1, float) / np.asarray(n1, float), np.asarray(x2, float) / np.asarray(n2, float)
@@ -85,7 +91,9 @@ def add_wilson(df: pd.DataFrame, gm: GroupMetrics, confidence: float = 0.95) -> 
     return df
 
 
-def difference_interval(gm: GroupMetrics, metric: str, group: object, reference: object, confidence: float = 0.95) -> tuple[float, float, float]:
+def difference_interval(
+    gm: GroupMetrics, metric: str, group: object, reference: object, confidence: float = 0.95
+) -> tuple[float, float, float]:
     """value(group) − value(reference) with its Newcombe interval: (estimate, lower, upper)."""
     x, n = effective_n(gm, metric)
     a, b = gm.groups.code_of(group), gm.groups.code_of(reference)

@@ -96,7 +96,9 @@ class MetricFrame:
             return {k: dict(sample_params) for k in self._funcs}
         unknown = set(sample_params) - set(self._funcs)
         if unknown:
-            raise ValueError(f"sample_params has keys {sorted(unknown)} that are not metric names {sorted(self._funcs)}")
+            raise ValueError(
+                f"sample_params has keys {sorted(unknown)} that are not metric names {sorted(self._funcs)}"
+            )
         return {k: dict(sample_params.get(k, {})) for k in self._funcs}
 
     def _compute(self, rows: np.ndarray, first: bool = False) -> tuple[pd.DataFrame, pd.Series]:
@@ -106,19 +108,32 @@ class MetricFrame:
         cols: dict[str, np.ndarray] = {}
         overall: dict[str, Any] = {}
         for name, f in self._funcs.items():
-            params = {k: (to_numpy(as_1d(v, k))[rows] if _is_rowwise(v, self._n) else v) for k, v in self._params[name].items()}
+            params = {
+                k: (to_numpy(as_1d(v, k))[rows] if _is_rowwise(v, self._n) else v)
+                for k, v in self._params[name].items()
+            }
             fast = _FAST.get(f)
             if fast is not None and set(params) <= {"sample_weight", "pos_label"}:
                 sw = params.get("sample_weight")
                 pos = params.get("pos_label", 1)
-                gm = group_metrics(yt, yp, sensitive_features=GroupIndex(codes, self._groups.levels, self._groups.names), sample_weight=sw, pos_label=pos, min_count=self._min_count)
+                gm = group_metrics(
+                    yt,
+                    yp,
+                    sensitive_features=GroupIndex(codes, self._groups.levels, self._groups.names),
+                    sample_weight=sw,
+                    pos_label=pos,
+                    min_count=self._min_count,
+                )
                 cols[name] = gm.by_group(fast)
                 overall[name] = gm.overall(fast)
             else:
                 vals = np.full(self._groups.n_groups, np.nan, dtype=object)
                 for g in np.unique(codes):
                     m = codes == g
-                    sub = {k: (v[m] if isinstance(v, np.ndarray) and len(v) == len(rows) else v) for k, v in params.items()}
+                    sub = {
+                        k: (v[m] if isinstance(v, np.ndarray) and len(v) == len(rows) else v)
+                        for k, v in params.items()
+                    }
                     vals[g] = f(yt[m], yp[m], **sub)
                 cols[name] = _maybe_float(vals)
                 overall[name] = f(yt, yp, **params)
@@ -157,7 +172,9 @@ class MetricFrame:
     def counts(self) -> pd.Series:
         """Rows per group (0 for empty intersectional cells)."""
         codes = self._groups.codes
-        return pd.Series(np.bincount(codes, minlength=self._groups.n_groups), index=self._groups.pandas_index(), name="n")
+        return pd.Series(
+            np.bincount(codes, minlength=self._groups.n_groups), index=self._groups.pandas_index(), name="n"
+        )
 
     def group_min(self, errors: str = "raise") -> Any:
         return self._shape(self._by_group.apply(lambda c: pd.to_numeric(c, errors="coerce")).min())
@@ -181,7 +198,9 @@ class MetricFrame:
             return _fold(bg / ov.astype(float)).min()
         raise ValueError("use ratio(method='vs_reference', reference=...)")
 
-    def difference(self, method: str = "between_groups", errors: str = "coerce", reference: Any = None) -> Any:
+    def difference(
+        self, method: str = "between_groups", errors: str = "coerce", reference: Any = None
+    ) -> Any:
         """max − min (between_groups), max |g − overall| (to_overall), or signed rest − reference."""
         check_method(method)
         if method == "vs_reference":
@@ -203,7 +222,10 @@ class MetricFrame:
         for name, f in self._funcs.items():
             vals = []
             for rows in (rest_rows, ref_rows):
-                params = {k: (to_numpy(as_1d(v, k))[rows] if _is_rowwise(v, self._n) else v) for k, v in self._params[name].items()}
+                params = {
+                    k: (to_numpy(as_1d(v, k))[rows] if _is_rowwise(v, self._n) else v)
+                    for k, v in self._params[name].items()
+                }
                 vals.append(float(f(self._yt[rows], self._yp[rows], **params)))
             out[name] = vals[0] - vals[1] if kind == "difference" else vals[0] / vals[1]
         return pd.Series(out)
@@ -216,7 +238,9 @@ class MetricFrame:
         if isinstance(samples[0], pd.DataFrame):
             stack = np.stack([s.to_numpy(dtype=float) for s in samples])
             qs = np.nanquantile(stack, self._ci_quantiles, axis=0)
-            return [self._shape(pd.DataFrame(q, index=samples[0].index, columns=samples[0].columns)) for q in qs]
+            return [
+                self._shape(pd.DataFrame(q, index=samples[0].index, columns=samples[0].columns)) for q in qs
+            ]
         stack = np.stack([np.asarray(s, dtype=float) for s in samples])
         qs = np.nanquantile(stack, self._ci_quantiles, axis=0)
         return [self._shape(pd.Series(q, index=samples[0].index)) for q in qs]

@@ -18,7 +18,13 @@ import torch
 
 from labworks.fairness._inputs import ArrayLike, as_1d, as_weights, binarize, check_lengths, first_tensor
 from labworks.fairness.comparators import check_method, compare_cells, compare_values
-from labworks.fairness.confusion import RATES, canonical_rate, confusion_cells, parts_from_cells, rate_from_cells
+from labworks.fairness.confusion import (
+    RATES,
+    canonical_rate,
+    confusion_cells,
+    parts_from_cells,
+    rate_from_cells,
+)
 from labworks.fairness.groups import GroupIndex, encode_groups
 
 __all__ = ["DEFAULT_METRICS", "GroupMetrics", "NotEstimableWarning", "group_metrics"]
@@ -316,13 +322,21 @@ def group_metrics(
         w_np = w.detach().cpu().numpy() if isinstance(w, torch.Tensor) else w
         row_index = row_cell_index(groups.codes, yt, yp)
     return GroupMetrics(
-        cells=cells, counts=counts, groups=groups, min_count=min_count, sample_weight=w_np, row_index=row_index
+        cells=cells,
+        counts=counts,
+        groups=groups,
+        min_count=min_count,
+        sample_weight=w_np,
+        row_index=row_index,
     )
 
 
 def row_cell_index(codes: Any, y_true: Any, y_pred: Any) -> np.ndarray:
     """(n,) int64 group*4 + cell per row (TP=0, FP=1, TN=2, FN=3), as numpy."""
-    c, t, p = (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x) for x in (codes, y_true, y_pred))
+    c, t, p = (
+        x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        for x in (codes, y_true, y_pred)
+    )
     t, p = t.astype(np.int64), p.astype(np.int64)
     return c.astype(np.int64) * 4 + (1 - p) * 2 + (p ^ t)
 

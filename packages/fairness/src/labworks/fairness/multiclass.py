@@ -30,16 +30,30 @@ class MulticlassGroupMetrics:
         """Groups × classes of the one-vs-rest rate, plus a 'macro' column (mean over classes, NaN-skipping)."""
         metric = canonical_rate(metric)
         first = next(iter(self.per_class.values()))
-        df = pd.DataFrame({c: gm.by_group(metric) for c, gm in self.per_class.items()}, index=first.groups.pandas_index())
+        df = pd.DataFrame(
+            {c: gm.by_group(metric) for c, gm in self.per_class.items()}, index=first.groups.pandas_index()
+        )
         df["macro"] = df[self.classes].mean(axis=1, skipna=True)
         return df
 
-    def difference(self, metric: str, method: str = "between_groups", reference: Any = None, average: str | None = "macro") -> float | pd.Series:
+    def difference(
+        self,
+        metric: str,
+        method: str = "between_groups",
+        reference: Any = None,
+        average: str | None = "macro",
+    ) -> float | pd.Series:
         """Per-class disparities (average=None) or their macro mean (average='macro')."""
         vals = pd.Series({c: gm.difference(metric, method, reference) for c, gm in self.per_class.items()})
         return vals if average is None else float(vals.mean(skipna=True))
 
-    def ratio(self, metric: str, method: str = "between_groups", reference: Any = None, average: str | None = "macro") -> float | pd.Series:
+    def ratio(
+        self,
+        metric: str,
+        method: str = "between_groups",
+        reference: Any = None,
+        average: str | None = "macro",
+    ) -> float | pd.Series:
         vals = pd.Series({c: gm.ratio(metric, method, reference) for c, gm in self.per_class.items()})
         return vals if average is None else float(vals.mean(skipna=True))
 
@@ -63,7 +77,13 @@ def multiclass_group_metrics(
         raise ValueError(f"need at least 2 classes, got {classes}")
     return MulticlassGroupMetrics(
         {
-            c: group_metrics((yt == c).astype(np.int64), (yp == c).astype(np.int64), sensitive_features=sensitive_features, sample_weight=sample_weight, min_count=min_count)
+            c: group_metrics(
+                (yt == c).astype(np.int64),
+                (yp == c).astype(np.int64),
+                sensitive_features=sensitive_features,
+                sample_weight=sample_weight,
+                min_count=min_count,
+            )
             for c in classes
         }
     )

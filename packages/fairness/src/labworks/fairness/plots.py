@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from labworks.core import atomic_write_bytes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from labworks.core import atomic_write_bytes
 
 __all__ = ["plot_curves_by_group", "plot_group_rates"]
 
@@ -23,7 +24,12 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_group_rates(table: pd.DataFrame, path: str | os.PathLike[str], metrics: Sequence[str] | None = None, title: str | None = None) -> Path:
+def plot_group_rates(
+    table: pd.DataFrame,
+    path: str | os.PathLike[str],
+    metrics: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
     """One panel per metric: each group's rate as a point with its interval; the overall value as a line.
 
     Args:
@@ -49,7 +55,15 @@ def plot_group_rates(table: pd.DataFrame, path: str | os.PathLike[str], metrics:
             ax.plot(vals, ypos, "o", color="C0")
         est = t.reindex(groups)["estimable"].fillna(False).to_numpy(dtype=bool)
         for y in ypos[~est]:
-            ax.text(0.02, y, "not estimable", va="center", fontsize=7, color="C3", transform=ax.get_yaxis_transform())
+            ax.text(
+                0.02,
+                y,
+                "not estimable",
+                va="center",
+                fontsize=7,
+                color="C3",
+                transform=ax.get_yaxis_transform(),
+            )
         if "overall" in t.index:
             ax.axvline(float(t.loc["overall", "value"]), color="0.5", ls="--", lw=1)
         ax.set_xlim(-0.02, 1.02)
@@ -62,7 +76,14 @@ def plot_group_rates(table: pd.DataFrame, path: str | os.PathLike[str], metrics:
     return _save(fig, path)
 
 
-def plot_curves_by_group(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike[str], xlabel: str, ylabel: str, title: str, diagonal: bool = False) -> Path:
+def plot_curves_by_group(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | os.PathLike[str],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    diagonal: bool = False,
+) -> Path:
     """Overlay one curve (x, y) per group (ROC or precision–recall)."""
     fig = Figure(figsize=(5, 4.2))
     ax = fig.subplots()

@@ -11,12 +11,14 @@ from labworks.fairness._inputs import ArrayLike, as_1d, as_weights, check_length
 from labworks.fairness.comparators import check_method
 from labworks.fairness.groups import encode_groups
 
-__all__ = ["regression_group_metrics", "regression_disparity"]
+__all__ = ["regression_disparity", "regression_group_metrics"]
 
 _STATS = ("mean_prediction", "mean_target", "mse", "mae", "mean_error")
 
 
-def regression_group_metrics(y_true: ArrayLike, y_pred: ArrayLike, *, sensitive_features: Any, sample_weight: ArrayLike | None = None) -> pd.DataFrame:
+def regression_group_metrics(
+    y_true: ArrayLike, y_pred: ArrayLike, *, sensitive_features: Any, sample_weight: ArrayLike | None = None
+) -> pd.DataFrame:
     """Per group (rows) and overall (last row): n, weight, mean_prediction, mean_target, mse, mae, mean_error.
 
     One pass of weighted segment sums; empty intersectional groups are NaN with n = 0.
@@ -32,20 +34,37 @@ def regression_group_metrics(y_true: ArrayLike, y_pred: ArrayLike, *, sensitive_
     w = np.ones(n) if w is None else to_numpy(w)
     G = groups.n_groups
     e = yp - yt
-    cols = {"n": np.bincount(codes, minlength=G).astype(float), "weight": np.bincount(codes, weights=w, minlength=G)}
-    for name, v in (("mean_prediction", yp), ("mean_target", yt), ("mse", e * e), ("mae", np.abs(e)), ("mean_error", e)):
+    cols = {
+        "n": np.bincount(codes, minlength=G).astype(float),
+        "weight": np.bincount(codes, weights=w, minlength=G),
+    }
+    for name, v in (
+        ("mean_prediction", yp),
+        ("mean_target", yt),
+        ("mse", e * e),
+        ("mae", np.abs(e)),
+        ("mean_error", e),
+    ):
         with np.errstate(invalid="ignore", divide="ignore"):
             cols[name] = np.bincount(codes, weights=w * v, minlength=G) / cols["weight"]
     df = pd.DataFrame(cols, index=pd.Index([groups.label_str(i) for i in range(G)], name="group"))
     overall = {"n": float(n), "weight": w.sum()}
-    for name, v in (("mean_prediction", yp), ("mean_target", yt), ("mse", e * e), ("mae", np.abs(e)), ("mean_error", e)):
+    for name, v in (
+        ("mean_prediction", yp),
+        ("mean_target", yt),
+        ("mse", e * e),
+        ("mae", np.abs(e)),
+        ("mean_error", e),
+    ):
         overall[name] = float(np.dot(w, v) / w.sum())
     df.loc["overall"] = overall
     df["n"] = df["n"].astype(int)
     return df
 
 
-def regression_disparity(table: pd.DataFrame, stat: str = "mse", method: str = "between_groups", reference: Any = None) -> float:
+def regression_disparity(
+    table: pd.DataFrame, stat: str = "mse", method: str = "between_groups", reference: Any = None
+) -> float:
     """Difference of a group statistic: max − min, max |g − overall|, or g − reference (signed); for group
     loss, ``method="worst"`` gives the bounded-group-loss value max_g loss_g."""
     if stat not in _STATS:

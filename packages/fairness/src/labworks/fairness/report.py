@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from labworks.core import Config, atomic_write_text, progress
 from pydantic import Field
 
+from labworks.core import Config, atomic_write_text, progress
 from labworks.fairness.bootstrap import bootstrap
 from labworks.fairness.confusion import canonical_rate
 from labworks.fairness.impossibility import get_worldview, impossibility_check
@@ -75,9 +75,11 @@ def _pos_label(series: pd.Series, raw: str) -> Any:
     for cand in (raw, _num(raw)):
         if cand in vals:
             return cand
-    if raw == "1" and vals <= {0, 1, True, False}:
+    if raw == "1" and vals <= {0, 1}:
         return 1
-    raise ValueError(f"--pos-label {raw!r} is not a value of the label column (values: {sorted(map(str, vals))[:6]})")
+    raise ValueError(
+        f"--pos-label {raw!r} is not a value of the label column (values: {sorted(map(str, vals))[:6]})"
+    )
 
 
 def _num(raw: str) -> Any:
@@ -88,7 +90,9 @@ def _num(raw: str) -> Any:
         return raw
 
 
-def run_report(data: pd.DataFrame | str | os.PathLike[str], config: ReportConfig, out_dir: str | os.PathLike[str]) -> Path:
+def run_report(
+    data: pd.DataFrame | str | os.PathLike[str], config: ReportConfig, out_dir: str | os.PathLike[str]
+) -> Path:
     """Compute everything and write ``report.md``/``report.html`` plus PNGs and CSVs into ``out_dir``.
 
     Not-estimable groups are listed in the report itself, so their warnings are not repeated on stderr.
@@ -101,7 +105,9 @@ def run_report(data: pd.DataFrame | str | os.PathLike[str], config: ReportConfig
         return _run_report(data, config, out_dir)
 
 
-def _run_report(data: pd.DataFrame | str | os.PathLike[str], config: ReportConfig, out_dir: str | os.PathLike[str]) -> Path:
+def _run_report(
+    data: pd.DataFrame | str | os.PathLike[str], config: ReportConfig, out_dir: str | os.PathLike[str]
+) -> Path:
     df = pd.read_csv(data) if not isinstance(data, pd.DataFrame) else data
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +147,17 @@ def _run_report(data: pd.DataFrame | str | os.PathLike[str], config: ReportConfi
     tidy = boot.add_to_table(gm.table(metrics), config.confidence)
     tidy = tidy.rename(columns={"lower": "boot_lower", "upper": "boot_upper", "ci_method": "boot_method"})
     tidy["wilson_lower"], tidy["wilson_upper"] = wilson["lower"].to_numpy(), wilson["upper"].to_numpy()
-    disp = boot.disparity_table(("selection_rate", "true_positive_rate", "false_positive_rate", "positive_predictive_value", "error_rate"), reference=ref, confidence=config.confidence)
+    disp = boot.disparity_table(
+        (
+            "selection_rate",
+            "true_positive_rate",
+            "false_positive_rate",
+            "positive_predictive_value",
+            "error_rate",
+        ),
+        reference=ref,
+        confidence=config.confidence,
+    )
     counts = gm.counts_table()
     counts.index = pd.Index([gm.groups.label_str(i) for i in range(gm.n_groups)], name="group")
     files["group_metrics.csv"] = atomic_write_text(out / "group_metrics.csv", tidy.to_csv(index=False))
@@ -149,49 +165,102 @@ def _run_report(data: pd.DataFrame | str | os.PathLike[str], config: ReportConfi
     files["counts.csv"] = atomic_write_text(out / "counts.csv", counts.to_csv(index_label="group"))
     bar.update(1)
 
-    plot_metrics = ("selection_rate", "true_positive_rate", "false_positive_rate", "positive_predictive_value")
-    files["rates.png"] = plot_group_rates(wilson, out / "rates.png", plot_metrics, title=f"{config.title}: per-group rates ({int(config.confidence * 100)}% Wilson)")
+    plot_metrics = (
+        "selection_rate",
+        "true_positive_rate",
+        "false_positive_rate",
+        "positive_predictive_value",
+    )
+    files["rates.png"] = plot_group_rates(
+        wilson,
+        out / "rates.png",
+        plot_metrics,
+        title=f"{config.title}: per-group rates ({int(config.confidence * 100)}% Wilson)",
+    )
     bar.update(1)
 
     score_md: list[str] = []
     if config.score is not None:
-        from labworks.fairness.scores import auc_by_group, calibration_by_group, roc_curve_by_group, threshold_sweep
+        from labworks.fairness.scores import (
+            auc_by_group,
+            calibration_by_group,
+            roc_curve_by_group,
+            threshold_sweep,
+        )
 
         s = df[config.score].to_numpy(dtype=float)
         auc = auc_by_group(y, s, sensitive_features=sf, sample_weight=w)
         roc = roc_curve_by_group(y, s, sensitive_features=sf, sample_weight=w)
-        files["roc.png"] = plot_curves_by_group({k: (v[0], v[1]) for k, v in roc.items()}, out / "roc.png", "false positive rate", "true positive rate", "ROC by group", diagonal=True)
+        files["roc.png"] = plot_curves_by_group(
+            {k: (v[0], v[1]) for k, v in roc.items()},
+            out / "roc.png",
+            "false positive rate",
+            "true positive rate",
+            "ROC by group",
+            diagonal=True,
+        )
         lo, hi = float(np.min(s)), float(np.max(s))
-        sweep = threshold_sweep(y, s, sensitive_features=sf, thresholds=np.unique(np.linspace(lo, hi, 51)), sample_weight=w)
+        sweep = threshold_sweep(
+            y, s, sensitive_features=sf, thresholds=np.unique(np.linspace(lo, hi, 51)), sample_weight=w
+        )
         files["sweep.csv"] = atomic_write_text(out / "sweep.csv", sweep.table().to_csv(index=False))
         curves = {
             "demographic parity diff": (sweep.thresholds, sweep.disparity("selection_rate")),
             "TPR diff": (sweep.thresholds, sweep.disparity("true_positive_rate")),
             "FPR diff": (sweep.thresholds, sweep.disparity("false_positive_rate")),
         }
-        files["sweep.png"] = plot_curves_by_group(curves, out / "sweep.png", "threshold (score ≥ t)", "max − min across groups", "Disparities across thresholds")
+        files["sweep.png"] = plot_curves_by_group(
+            curves,
+            out / "sweep.png",
+            "threshold (score ≥ t)",
+            "max − min across groups",
+            "Disparities across thresholds",
+        )
         score_md += ["## Scores", "", "ROC AUC per group:", "", _md_table(auc.to_frame()), ""]
         if lo >= 0 and hi <= 1:
             _, ece = calibration_by_group(y, s, sensitive_features=sf, sample_weight=w)
-            score_md += ["Expected calibration error (10 uniform bins) per group:", "", _md_table(ece.to_frame()), ""]
+            score_md += [
+                "Expected calibration error (10 uniform bins) per group:",
+                "",
+                _md_table(ece.to_frame()),
+                "",
+            ]
         score_md += ["![ROC by group](roc.png)", "", "![Disparities across thresholds](sweep.png)", ""]
     bar.update(1)
 
-    imp = impossibility_check(y, y_pred, sensitive_features=sf, scores=df[config.score].to_numpy(dtype=float) if config.score and lo >= 0 and hi <= 1 else None)
+    imp = impossibility_check(
+        y,
+        y_pred,
+        sensitive_features=sf,
+        scores=df[config.score].to_numpy(dtype=float) if config.score and lo >= 0 and hi <= 1 else None,
+    )
     bar.update(1)
 
     def disp_rows(method: str) -> pd.DataFrame:
         t = disp[disp["method"] == method][["measure", "kind", "value", "lower", "upper"]]
         return t.set_index(["measure", "kind"])
 
-    overview_cols = ["group", "metric", "value", "wilson_lower", "wilson_upper", "n", "n_denominator", "estimable"]
+    overview_cols = [
+        "group",
+        "metric",
+        "value",
+        "wilson_lower",
+        "wilson_upper",
+        "n",
+        "n_denominator",
+        "estimable",
+    ]
     key = tidy[tidy["metric"].isin([canonical_rate(m) for m in plot_metrics])][overview_cols]
     not_est = tidy[~tidy["estimable"]]
     md = [
         f"# {config.title}",
         "",
         f"Rows: {len(df)} ({dropped} dropped for missing values). Label `{config.label}` (positive = {pos!r}); "
-        + (f"prediction `{config.pred}`" if config.pred else f"prediction = `{config.score}` ≥ {config.threshold}")
+        + (
+            f"prediction `{config.pred}`"
+            if config.pred
+            else f"prediction = `{config.score}` ≥ {config.threshold}"
+        )
         + f"; groups: {', '.join(f'`{g}`' for g in config.groups)}"
         + (" (intersectional)" if len(config.groups) > 1 else "")
         + (f"; weights `{config.weight}`" if config.weight else "")
@@ -205,7 +274,10 @@ def _run_report(data: pd.DataFrame | str | os.PathLike[str], config: ReportConfi
     ]
     if config.worldview:
         wv = get_worldview(config.worldview)
-        md += [f"Worldview **{wv.name}**: {wv.description} Criteria emphasised: {', '.join(wv.criteria)}.", ""]
+        md += [
+            f"Worldview **{wv.name}**: {wv.description} Criteria emphasised: {', '.join(wv.criteria)}.",
+            "",
+        ]
     md += [
         "## Groups",
         "",
@@ -213,7 +285,9 @@ def _run_report(data: pd.DataFrame | str | os.PathLike[str], config: ReportConfi
         "",
         "## Per-group rates",
         "",
-        f"{int(config.confidence * 100)}% Wilson intervals" + (" (Kish effective n)" if w is not None else "") + f"; bootstrap intervals (B = {config.n_boot}) are in `group_metrics.csv`.",
+        f"{int(config.confidence * 100)}% Wilson intervals"
+        + (" (Kish effective n)" if w is not None else "")
+        + f"; bootstrap intervals (B = {config.n_boot}) are in `group_metrics.csv`.",
         "",
         "![Per-group rates](rates.png)",
         "",
@@ -221,8 +295,18 @@ def _run_report(data: pd.DataFrame | str | os.PathLike[str], config: ReportConfi
         "",
     ]
     if len(not_est):
-        md += [f"Not estimable: {len(not_est)} (group, metric) cells — e.g. " + ", ".join(f"{r.group}/{r.metric}" for r in not_est.head(8).itertuples()) + ".", ""]
-    md += ["## Disparities", "", f"Bootstrap {int(config.confidence * 100)}% percentile intervals, B = {config.n_boot}, seed {config.seed}.", ""]
+        md += [
+            f"Not estimable: {len(not_est)} (group, metric) cells — e.g. "
+            + ", ".join(f"{r.group}/{r.metric}" for r in not_est.head(8).itertuples())
+            + ".",
+            "",
+        ]
+    md += [
+        "## Disparities",
+        "",
+        f"Bootstrap {int(config.confidence * 100)}% percentile intervals, B = {config.n_boot}, seed {config.seed}.",
+        "",
+    ]
     for method in ["between_groups", "to_overall"] + (["vs_reference"] if ref is not None else []):
         title = method + (f" (reference = {ref})" if method == "vs_reference" else "")
         md += [f"### {title}", "", _md_table(disp_rows(method)), ""]

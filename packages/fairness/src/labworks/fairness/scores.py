@@ -22,7 +22,13 @@ __all__ = [
 ]
 
 
-def _prep(y_true: ArrayLike, scores: ArrayLike, sensitive_features: Any, sample_weight: ArrayLike | None, pos_label: Any):
+def _prep(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    sensitive_features: Any,
+    sample_weight: ArrayLike | None,
+    pos_label: Any,
+):
     yt = as_1d(y_true, "y_true")
     s = to_numpy(as_1d(scores, "scores")).astype(np.float64)
     n = check_lengths(y_true=yt, scores=s)
@@ -48,7 +54,15 @@ class ThresholdSweep:
     def overall(self, metric: str) -> np.ndarray:
         return rate_from_cells(self.cells.sum(1), metric)
 
-    def table(self, metrics: Sequence[str] = ("selection_rate", "true_positive_rate", "false_positive_rate", "positive_predictive_value")) -> pd.DataFrame:
+    def table(
+        self,
+        metrics: Sequence[str] = (
+            "selection_rate",
+            "true_positive_rate",
+            "false_positive_rate",
+            "positive_predictive_value",
+        ),
+    ) -> pd.DataFrame:
         """Tidy: threshold, group, metric, value (overall rows included)."""
         frames = []
         labels = [self.groups.label_str(i) for i in range(self.groups.n_groups)] + ["overall"]
@@ -57,11 +71,20 @@ class ThresholdSweep:
             vals = np.concatenate([self.rate(m), self.overall(m)[:, None]], axis=1)
             T, G1 = vals.shape
             frames.append(
-                pd.DataFrame({"threshold": np.repeat(self.thresholds, G1), "group": np.tile(labels, T), "metric": m, "value": vals.ravel()})
+                pd.DataFrame(
+                    {
+                        "threshold": np.repeat(self.thresholds, G1),
+                        "group": np.tile(labels, T),
+                        "metric": m,
+                        "value": vals.ravel(),
+                    }
+                )
             )
         return pd.concat(frames, ignore_index=True)
 
-    def disparity(self, metric: str, kind: str = "difference", method: str = "between_groups", reference: Any = None) -> np.ndarray:
+    def disparity(
+        self, metric: str, kind: str = "difference", method: str = "between_groups", reference: Any = None
+    ) -> np.ndarray:
         """(T,) group comparison of ``metric`` at every threshold."""
         from labworks.fairness.comparators import compare_cells
 
@@ -105,7 +128,9 @@ def threshold_sweep(
     return ThresholdSweep(th, cells, groups)
 
 
-def _roc_one(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _roc_one(
+    y: np.ndarray, s: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     order = np.argsort(-s, kind="mergesort")
     s, y, w = s[order], y[order], w[order]
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct score
@@ -115,7 +140,12 @@ def _roc_one(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, n
 
 
 def roc_curve_by_group(
-    y_true: ArrayLike, scores: ArrayLike, *, sensitive_features: Any, sample_weight: ArrayLike | None = None, pos_label: Any = 1
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    sensitive_features: Any,
+    sample_weight: ArrayLike | None = None,
+    pos_label: Any = 1,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per group (and 'overall'): (fpr, tpr, thresholds), starting at (0, 0); NaN rates if a class is absent."""
     y, s, groups, codes, w = _prep(y_true, scores, sensitive_features, sample_weight, pos_label)
@@ -131,7 +161,12 @@ def roc_curve_by_group(
 
 
 def pr_curve_by_group(
-    y_true: ArrayLike, scores: ArrayLike, *, sensitive_features: Any, sample_weight: ArrayLike | None = None, pos_label: Any = 1
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    sensitive_features: Any,
+    sample_weight: ArrayLike | None = None,
+    pos_label: Any = 1,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per group (and 'overall'): (recall, precision, thresholds) in decreasing-threshold order."""
     y, s, groups, codes, w = _prep(y_true, scores, sensitive_features, sample_weight, pos_label)
@@ -151,22 +186,51 @@ def _parts(groups: GroupIndex, codes: np.ndarray) -> list[tuple[int, str]]:
 
 
 def auc_by_group(
-    y_true: ArrayLike, scores: ArrayLike, *, sensitive_features: Any, sample_weight: ArrayLike | None = None, pos_label: Any = 1
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    sensitive_features: Any,
+    sample_weight: ArrayLike | None = None,
+    pos_label: Any = 1,
 ) -> pd.Series:
     """ROC AUC per group and overall (trapezoid = Mann–Whitney with ties counted ½); NaN if a class is absent."""
-    curves = roc_curve_by_group(y_true, scores, sensitive_features=sensitive_features, sample_weight=sample_weight, pos_label=pos_label)
+    curves = roc_curve_by_group(
+        y_true,
+        scores,
+        sensitive_features=sensitive_features,
+        sample_weight=sample_weight,
+        pos_label=pos_label,
+    )
     vals = {}
     for name, (fpr, tpr, _) in curves.items():
-        vals[name] = float(np.trapezoid(tpr, fpr)) if np.isfinite(fpr).all() and np.isfinite(tpr).all() else float("nan")
+        vals[name] = (
+            float(np.trapezoid(tpr, fpr))
+            if np.isfinite(fpr).all() and np.isfinite(tpr).all()
+            else float("nan")
+        )
     return pd.Series(vals, name="auc")
 
 
 def average_precision_by_group(
-    y_true: ArrayLike, scores: ArrayLike, *, sensitive_features: Any, sample_weight: ArrayLike | None = None, pos_label: Any = 1
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    sensitive_features: Any,
+    sample_weight: ArrayLike | None = None,
+    pos_label: Any = 1,
 ) -> pd.Series:
     """Average precision Σ (R_k − R_{k−1}) P_k per group and overall."""
-    curves = pr_curve_by_group(y_true, scores, sensitive_features=sensitive_features, sample_weight=sample_weight, pos_label=pos_label)
-    return pd.Series({k: float(np.sum(np.diff(np.r_[0.0, r]) * p)) for k, (r, p, _) in curves.items()}, name="average_precision")
+    curves = pr_curve_by_group(
+        y_true,
+        scores,
+        sensitive_features=sensitive_features,
+        sample_weight=sample_weight,
+        pos_label=pos_label,
+    )
+    return pd.Series(
+        {k: float(np.sum(np.diff(np.r_[0.0, r]) * p)) for k, (r, p, _) in curves.items()},
+        name="average_precision",
+    )
 
 
 def calibration_by_group(
@@ -210,6 +274,17 @@ def calibration_by_group(
         nz = W > 0
         ece[name] = float(np.sum(W[nz] / W.sum() * np.abs(fp[nz] - ms[nz]))) if W.sum() > 0 else float("nan")
         for i in range(n_bins):
-            rows.append({"group": name, "bin": i, "lower": edges[i], "upper": edges[i + 1], "n": int(cnt[i]), "weight": W[i], "mean_score": ms[i], "frac_positive": fp[i]})
+            rows.append(
+                {
+                    "group": name,
+                    "bin": i,
+                    "lower": edges[i],
+                    "upper": edges[i + 1],
+                    "n": int(cnt[i]),
+                    "weight": W[i],
+                    "mean_score": ms[i],
+                    "frac_positive": fp[i],
+                }
+            )
     del G
     return pd.DataFrame(rows), pd.Series(ece, name="ece")

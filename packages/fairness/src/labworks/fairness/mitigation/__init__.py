@@ -1,6 +1,12 @@
 """Mitigation: pre- (Reweighing), in- (exponentiated gradient, torch surrogates) and post-processing (group thresholds)."""
 
-from labworks.fairness.mitigation.losses import FairnessPenalty, LagrangianFairness, soft_cells, soft_disparity, soft_rate
+from labworks.fairness.mitigation.losses import (
+    FairnessPenalty,
+    LagrangianFairness,
+    soft_cells,
+    soft_disparity,
+    soft_rate,
+)
 from labworks.fairness.mitigation.postprocessing import GroupPolicy, ThresholdOptimizer
 from labworks.fairness.mitigation.reductions import ExponentiatedGradient
 from labworks.fairness.mitigation.reweighing import Reweighing, reweighing_weights

@@ -32,7 +32,12 @@ CRITERIA: dict[str, tuple[str, ...]] = {
 
 
 def soft_cells(
-    logits: torch.Tensor, y_true: torch.Tensor, groups: torch.Tensor, n_groups: int, temperature: float = 1.0, sample_weight: torch.Tensor | None = None
+    logits: torch.Tensor,
+    y_true: torch.Tensor,
+    groups: torch.Tensor,
+    n_groups: int,
+    temperature: float = 1.0,
+    sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(G, 4) soft TP, FP, TN, FN per group with ŷ = σ(logit / τ); differentiable in ``logits``.
 
@@ -40,7 +45,9 @@ def soft_cells(
         logits: (n,) real scores (decision boundary at 0). y_true: (n,) {0, 1}. groups: (n,) int64 codes in [0, G).
     """
     if logits.ndim != 1 or logits.shape != y_true.shape or logits.shape != groups.shape:
-        raise ValueError(f"logits, y_true and groups must be 1-D of equal length, got {tuple(logits.shape)}, {tuple(y_true.shape)}, {tuple(groups.shape)}")
+        raise ValueError(
+            f"logits, y_true and groups must be 1-D of equal length, got {tuple(logits.shape)}, {tuple(y_true.shape)}, {tuple(groups.shape)}"
+        )
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     p = torch.sigmoid(logits / temperature)
@@ -56,10 +63,18 @@ def soft_rate(cells: torch.Tensor, metric: str) -> torch.Tensor:
     num_idx, den_idx = RATES[canonical_rate(metric)]
     num = cells[..., list(num_idx)].sum(-1)
     den = cells[..., list(den_idx)].sum(-1)
-    return torch.where(den > 0, num / den.clamp_min(torch.finfo(cells.dtype).tiny), torch.full_like(den, float("nan")))
+    return torch.where(
+        den > 0, num / den.clamp_min(torch.finfo(cells.dtype).tiny), torch.full_like(den, float("nan"))
+    )
 
 
-def soft_disparity(cells: torch.Tensor, metric: str, method: str = "between_groups", reference: int | None = None, valid: torch.Tensor | None = None) -> torch.Tensor:
+def soft_disparity(
+    cells: torch.Tensor,
+    metric: str,
+    method: str = "between_groups",
+    reference: int | None = None,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Differentiable group comparison of ``metric`` (same conventions as the metrics; vs_reference is |rest − ref|)."""
     v = soft_rate(cells, metric)
     ok = ~torch.isnan(v) if valid is None else valid & ~torch.isnan(v)
@@ -106,7 +121,13 @@ class FairnessPenalty(nn.Module):
         self.criterion, self.n_groups, self.temperature = criterion, n_groups, temperature
         self.method, self.agg, self.reference, self.min_count = method, agg, reference, min_count
 
-    def forward(self, logits: torch.Tensor, y_true: torch.Tensor, groups: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        logits: torch.Tensor,
+        y_true: torch.Tensor,
+        groups: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         cells = soft_cells(logits, y_true, groups, self.n_groups, self.temperature, sample_weight)
         yv = y_true.to(torch.int64)
         counts = torch.zeros(self.n_groups, 2, dtype=torch.int64, device=logits.device)
@@ -130,13 +151,21 @@ class LagrangianFairness(nn.Module):
     Call ``term = lag(logits, y, groups)`` inside the loss, then ``lag.ascend()`` after the optimiser step.
     """
 
-    def __init__(self, penalty: FairnessPenalty, epsilon: float = 0.02, lr: float = 0.5, max_multiplier: float = 100.0) -> None:
+    def __init__(
+        self, penalty: FairnessPenalty, epsilon: float = 0.02, lr: float = 0.5, max_multiplier: float = 100.0
+    ) -> None:
         super().__init__()
         self.penalty, self.epsilon, self.lr, self.max_multiplier = penalty, epsilon, lr, max_multiplier
         self.register_buffer("multiplier", torch.zeros(()))
         self._last_gap: float | None = None
 
-    def forward(self, logits: torch.Tensor, y_true: torch.Tensor, groups: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        logits: torch.Tensor,
+        y_true: torch.Tensor,
+        groups: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         gap = self.penalty(logits, y_true, groups, sample_weight)
         self._last_gap = float(gap.detach())
         return self.multiplier * (gap - self.epsilon)

@@ -38,7 +38,9 @@ class GroupPolicy:
         return self.beta * hard + (1 - self.beta) * self.q
 
 
-def _curve(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+def _curve(
+    y: np.ndarray, s: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
     """Threshold curve: thresholds (+inf first), cumulative TP and FP (weighted), totals P and N."""
     order = np.argsort(-s, kind="mergesort")
     s, y, w = s[order], y[order], w[order]
@@ -92,19 +94,32 @@ class ThresholdOptimizer:
         self.groups_: GroupIndex | None = None
         self.target_: Any = None
 
-    def fit(self, y_true: ArrayLike, scores: ArrayLike, *, sensitive_features: Any, sample_weight: ArrayLike | None = None) -> ThresholdOptimizer:
+    def fit(
+        self,
+        y_true: ArrayLike,
+        scores: ArrayLike,
+        *,
+        sensitive_features: Any,
+        sample_weight: ArrayLike | None = None,
+    ) -> ThresholdOptimizer:
         yt = as_1d(y_true, "y_true")
         s = to_numpy(as_1d(scores, "scores")).astype(np.float64)
         n = check_lengths(y_true=yt, scores=s)
         y = to_numpy(binarize(yt, "y_true")).astype(np.float64)
-        w = np.ones(n) if sample_weight is None else to_numpy(as_1d(sample_weight, "sample_weight")).astype(np.float64)
+        w = (
+            np.ones(n)
+            if sample_weight is None
+            else to_numpy(as_1d(sample_weight, "sample_weight")).astype(np.float64)
+        )
         groups = encode_groups(sensitive_features, n=n)
         codes = to_numpy(groups.codes)
         present = [g for g in range(groups.n_groups) if (codes == g).any()]
         curves = {g: _curve(y[codes == g], s[codes == g], w[codes == g]) for g in present}
         for g, (_, _, _, P, N) in curves.items():
             if self.constraint != "demographic_parity" and (P == 0 or N == 0):
-                raise ValueError(f"group {groups.label_str(g)!r} has no {'positives' if P == 0 else 'negatives'}; {self.constraint} is not estimable")
+                raise ValueError(
+                    f"group {groups.label_str(g)!r} has no {'positives' if P == 0 else 'negatives'}; {self.constraint} is not estimable"
+                )
         total = w.sum()
         if self.constraint == "equalized_odds":
             self._fit_eo(curves, total)
@@ -116,11 +131,11 @@ class ThresholdOptimizer:
     def _fit_rate(self, curves: dict[int, tuple], total: float) -> None:
         dp = self.constraint == "demographic_parity"
         params = {}
-        for g, (th, tp, fp, P, N) in curves.items():
+        for g, (_, tp, fp, P, N) in curves.items():
             params[g] = (tp + fp) / (P + N) if dp else tp / P
         grid = np.unique(np.r_[np.linspace(0, 1, self.grid_size), *params.values()])
         acc = np.zeros_like(grid)
-        for g, (th, tp, fp, P, N) in curves.items():
+        for g, (_, tp, fp, _, N) in curves.items():
             tp_t = np.interp(grid, params[g], tp)
             fp_t = np.interp(grid, params[g], fp)
             acc += tp_t + (N - fp_t)
@@ -138,7 +153,7 @@ class ThresholdOptimizer:
         grid = np.unique(np.r_[np.linspace(0, 1, self.grid_size), *[v[0] for v in hulls.values()]])
         tmin = np.min([np.interp(grid, hx, hy) for hx, hy, _ in hulls.values()], axis=0)
         acc = np.zeros_like(grid)
-        for g, (_, _, _, P, N) in curves.items():
+        for _, _, _, P, N in curves.values():
             acc += P * tmin + N * (1 - grid)
         k = int(np.argmax(acc))
         x, t = float(grid[k]), float(tmin[k])
@@ -169,7 +184,9 @@ class ThresholdOptimizer:
             out[m] = self.policies_[int(g)].proba(s[m])
         return out
 
-    def predict(self, scores: ArrayLike, *, sensitive_features: Any, random_state: int | None = 0) -> np.ndarray:
+    def predict(
+        self, scores: ArrayLike, *, sensitive_features: Any, random_state: int | None = 0
+    ) -> np.ndarray:
         """(n,) sampled {0, 1} predictions (seeded)."""
         p = self.predict_proba(scores, sensitive_features=sensitive_features)
         return (np.random.default_rng(random_state).random(len(p)) < p).astype(np.int64)

@@ -144,7 +144,13 @@ class ExponentiatedGradient:
         """(n,) P(ŷ = 1) under the mixture Q."""
         if self.weights_ is None:
             raise RuntimeError("call fit() first")
-        return np.sum([w * np.asarray(h.predict(X), dtype=np.float64) for w, h in zip(self.weights_, self.predictors_, strict=True)], axis=0)
+        return np.sum(
+            [
+                w * np.asarray(h.predict(X), dtype=np.float64)
+                for w, h in zip(self.weights_, self.predictors_, strict=True)
+            ],
+            axis=0,
+        )
 
     def predict(self, X: Any, random_state: int | None = 0) -> np.ndarray:
         """(n,) sampled predictions from Q (seeded)."""
