@@ -136,11 +136,13 @@ def test_cap_shuffles_then_keeps_positives() -> None:
 
 def test_bucketing_reduces_padding() -> None:
     ds = make_mslr_like(200, max_list_size=300, seed=0)
+
     def padding(bucket: bool) -> int:
         total = 0
         for q in ds.batches(16, shuffle=True, bucket=bucket, seed=1):
             total += int(ds.list_sizes[q].max()) * len(q) - int(ds.list_sizes[q].sum())
         return total
+
     assert padding(True) < 0.3 * padding(False)
     seen = np.concatenate(list(ds.batches(16, shuffle=True, bucket=True)))
     np.testing.assert_array_equal(np.sort(seen), np.arange(200))

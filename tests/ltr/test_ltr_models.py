@@ -11,7 +11,7 @@ from labworks.ltr.synthetic import make_mslr_like
 
 
 @pytest.fixture
-def batch():  # noqa: ANN201
+def batch():
     ds = make_mslr_like(16, max_list_size=30, n_context=3, seed=2)
     return ds.padded(np.arange(8))
 
@@ -30,7 +30,7 @@ def test_log1p_with_sign_closed_form() -> None:
 
 
 @pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
-def test_padding_never_leaks(model: torch.nn.Module, batch) -> None:  # noqa: ANN001
+def test_padding_never_leaks(model: torch.nn.Module, batch) -> None:
     model.eval()
     s = model(batch.features, batch.mask, batch.context)
     assert s.shape == batch.mask.shape and torch.all(s[~batch.mask] == 0)
@@ -44,7 +44,7 @@ def test_padding_never_leaks(model: torch.nn.Module, batch) -> None:  # noqa: AN
 
 
 @pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
-def test_gradients_flow_and_are_finite(model: torch.nn.Module, batch) -> None:  # noqa: ANN001
+def test_gradients_flow_and_are_finite(model: torch.nn.Module, batch) -> None:
     model.train()
     s = model(batch.features, batch.mask, batch.context)
     (s * batch.labels).sum().backward()
@@ -53,7 +53,7 @@ def test_gradients_flow_and_are_finite(model: torch.nn.Module, batch) -> None:  
     assert sum(float(g.abs().sum()) for g in grads) > 0
 
 
-def test_dasalc_is_listwise_dnn_is_not(batch) -> None:  # noqa: ANN001
+def test_dasalc_is_listwise_dnn_is_not(batch) -> None:
     """Changing one document changes the other documents' DASALC scores (self-attention), never a DNN's."""
     for model, listwise in ((DASALC(136, hidden=16, head_size=8), True), (DNNScorer(136, (16,)), False)):
         model.eval()
@@ -65,7 +65,7 @@ def test_dasalc_is_listwise_dnn_is_not(batch) -> None:  # noqa: ANN001
         assert others_changed == listwise
 
 
-def test_dasalc_noise_only_in_training(batch) -> None:  # noqa: ANN001
+def test_dasalc_noise_only_in_training(batch) -> None:
     model = DASALC(136, hidden=16, head_size=8, dropout=0.0, noise_std=1.5)
     model.eval()
     a = model(batch.features, batch.mask)
@@ -91,18 +91,20 @@ def test_masked_batchnorm_ignores_padding() -> None:
     torch.testing.assert_close(MaskedBatchNorm(3)(x2, mask)[mask], ref, atol=1e-5, rtol=1e-5)
 
 
-def test_dnn_packed_equals_padded(batch) -> None:  # noqa: ANN001
+def test_dnn_packed_equals_padded(batch) -> None:
     model = DNNScorer(136, (16,)).eval()
     padded = model(batch.features, batch.mask)
     packed = model.score_docs(batch.features[batch.mask])
     torch.testing.assert_close(padded[batch.mask], packed)
 
 
-def test_gam_is_additive_and_exports_shape_functions(tmp_path: Path, batch) -> None:  # noqa: ANN001
+def test_gam_is_additive_and_exports_shape_functions(tmp_path: Path, batch) -> None:
     gam = RankingGAM(136, n_context=3, hidden=(8,)).eval()
     g = gam.feature_outputs(batch.features)
     w = gam.feature_weights(batch.context, 8)
-    torch.testing.assert_close(gam(batch.features, batch.mask, batch.context), (g * w[:, None]).sum(-1) * batch.mask)
+    torch.testing.assert_close(
+        gam(batch.features, batch.mask, batch.context), (g * w[:, None]).sum(-1) * batch.mask
+    )
     torch.testing.assert_close(w.sum(-1), torch.full((8,), 136.0))
     # one feature's change moves the score by exactly that feature's contribution change
     f2 = batch.features.clone()

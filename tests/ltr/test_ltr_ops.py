@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -11,7 +13,9 @@ from labworks.ltr.metrics import ndcg
 from labworks.ltr.ops import packed_ndcg, pairwise_lambda_grad, pairwise_lambda_loss
 
 
-def _packed(sizes: list[int], seed: int = 0, ties: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _packed(
+    sizes: list[int], seed: int = 0, ties: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     t = sum(sizes)
     scores = torch.randint(0, 3, (t,), generator=g).float() if ties else torch.randn(t, generator=g)
@@ -26,8 +30,8 @@ def test_packed_ndcg_reference_matches_metrics_module(ties: bool) -> None:
     sizes = [4, 1, 7, 33, 2]
     s, y, off = _packed(sizes, ties=ties)
     per_list = packed_ndcg(s, y, off, 5, backend="reference")
-    seq_s = [s[a:b] for a, b in zip(off[:-1], off[1:], strict=True)]
-    seq_y = [y[a:b] for a, b in zip(off[:-1], off[1:], strict=True)]
+    seq_s = [s[a:b] for a, b in itertools.pairwise(off)]
+    seq_y = [y[a:b] for a, b in itertools.pairwise(off)]
     want = ndcg(seq_s, seq_y, k=5, gain="exp", ties="stable", empty="zero", reduction="none")
     torch.testing.assert_close(per_list, want.to(per_list.dtype))
 
@@ -37,18 +41,41 @@ def test_packed_ndcg_reference_matches_metrics_module(ties: bool) -> None:
 def test_packed_ndcg_kernel(ties: bool) -> None:
     skip_unless(has_triton(), "triton is not importable", "TRITON")
     s, y, off = _packed([4, 1, 7, 40, 2], seed=1, ties=ties)
-    assert check_op(packed_ndcg, s, y, off, 5, require_triton=True, atol=1e-5, rtol=1e-5) == ["dispatch", "triton", "opcheck"]
+    assert check_op(packed_ndcg, s, y, off, 5, require_triton=True, atol=1e-5, rtol=1e-5) == [
+        "dispatch",
+        "triton",
+        "opcheck",
+    ]
 
 
 @pytest.mark.triton_interp
 def test_pairwise_lambda_kernel_and_gradient() -> None:
     skip_unless(has_triton(), "triton is not importable", "TRITON")
     s, y, off = _packed([3, 1, 9, 37], seed=2)
-    check_op(pairwise_lambda_loss, s.clone().requires_grad_(), y, off, 10, require_triton=True, atol=1e-5, rtol=1e-4,
-             opcheck_utils=("test_schema", "test_faketensor"))
+    check_op(
+        pairwise_lambda_loss,
+        s.clone().requires_grad_(),
+        y,
+        off,
+        10,
+        require_triton=True,
+        atol=1e-5,
+        rtol=1e-4,
+        opcheck_utils=("test_schema", "test_faketensor"),
+    )
     gout = torch.rand(4)
-    check_op(pairwise_lambda_grad, s, y, off, 10, gout, require_triton=True, atol=1e-5, rtol=1e-4,
-             opcheck_utils=("test_schema", "test_faketensor"))
+    check_op(
+        pairwise_lambda_grad,
+        s,
+        y,
+        off,
+        10,
+        gout,
+        require_triton=True,
+        atol=1e-5,
+        rtol=1e-4,
+        opcheck_utils=("test_schema", "test_faketensor"),
+    )
 
 
 def test_pairwise_lambda_gradient_is_autograd_of_reference() -> None:
@@ -58,7 +85,9 @@ def test_pairwise_lambda_gradient_is_autograd_of_reference() -> None:
     (loss * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
     x = s.double().requires_grad_()
     ref = pairwise_lambda_loss(x, y.double(), off, 4, backend="reference")
-    (ref * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()  # autograd through the reference
+    (
+        ref * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    ).sum().backward()  # autograd through the reference
     torch.testing.assert_close(s64.grad, x.grad)
     assert torch.all(loss[0:1] >= 0)
 

@@ -33,9 +33,9 @@ __all__ = [
     "TextRankingList",
     "encode_lists",
     "fit_cross_encoder",
-    "score_lists",
     "load_bert_weights",
     "make_text_ranking",
+    "score_lists",
     "train_wordpiece",
 ]
 
@@ -85,8 +85,11 @@ class _SelfAttention(nn.Module):
             return t.view(b, length, self.heads, d // self.heads).transpose(1, 2)
 
         out = F.scaled_dot_product_attention(
-            split(self.query(x)), split(self.key(x)), split(self.value(x)),
-            attn_mask=attn_mask, dropout_p=self.p if self.training else 0.0,
+            split(self.query(x)),
+            split(self.key(x)),
+            split(self.value(x)),
+            attn_mask=attn_mask,
+            dropout_p=self.p if self.training else 0.0,
         )
         return out.transpose(1, 2).reshape(b, length, d)
 
@@ -165,7 +168,9 @@ class BertEncoder(nn.Module):
         self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if input_ids.shape[1] > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds {self.config.max_position_embeddings}")
+            raise ValueError(
+                f"sequence length {input_ids.shape[1]} exceeds {self.config.max_position_embeddings}"
+            )
         x = self.embeddings(input_ids, token_type_ids)
         mask = attention_mask.bool()[:, None, None, :]  # keys only; padded queries are ignored downstream
         for layer in self.encoder.layer:
@@ -205,7 +210,9 @@ class CrossEncoderRanker(nn.Module):
         return (hidden * m).sum(1) / m.sum(1).clamp_min(1)
 
 
-def load_bert_weights(model: nn.Module, path: str | os.PathLike[str], *, strict: bool = True) -> dict[str, list[str]]:
+def load_bert_weights(
+    model: nn.Module, path: str | os.PathLike[str], *, strict: bool = True
+) -> dict[str, list[str]]:
     """Load a local ``.safetensors`` BERT checkpoint into ``model`` (a :class:`BertEncoder`, or a
     :class:`CrossEncoderRanker` whose ``bert`` it fills). Prefixes such as ``bert.`` are stripped;
     shapes are checked. Returns ``{"missing": [...], "unexpected": [...]}``."""
@@ -220,12 +227,21 @@ def load_bert_weights(model: nn.Module, path: str | os.PathLike[str], *, strict:
     mapped: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
     for name, t in state.items():
-        key = next((name[len(pre) :] for pre in ("bert.", "model.", "") if name.startswith(pre) and name[len(pre) :] in own), None)
+        key = next(
+            (
+                name[len(pre) :]
+                for pre in ("bert.", "model.", "")
+                if name.startswith(pre) and name[len(pre) :] in own
+            ),
+            None,
+        )
         if key is None:
             unexpected.append(name)
             continue
         if own[key].shape != t.shape:
-            raise ValueError(f"{p}: {name} has shape {tuple(t.shape)}, the model expects {tuple(own[key].shape)}")
+            raise ValueError(
+                f"{p}: {name} has shape {tuple(t.shape)}, the model expects {tuple(own[key].shape)}"
+            )
         mapped[key] = t
     missing = sorted(set(own) - set(mapped))
     if strict and missing:
@@ -251,7 +267,9 @@ def train_wordpiece(corpus: Sequence[str], vocab_size: int = 2000) -> Any:
     tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
     )
     tok.decoder = decoders.WordPiece()
     return tok
@@ -290,7 +308,13 @@ def encode_lists(
             att[b, i] = torch.tensor(e.attention_mask)
         mask[b, : len(docs)] = True
         labels[b, : len(docs)] = torch.tensor(item.labels[:n], dtype=torch.float32)
-    return {"input_ids": ids, "token_type_ids": types, "attention_mask": att, "list_mask": mask, "labels": labels}
+    return {
+        "input_ids": ids,
+        "token_type_ids": types,
+        "attention_mask": att,
+        "list_mask": mask,
+        "labels": labels,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +331,27 @@ _TOPICS = {
     "travel": "flight hotel passport beach museum luggage ticket tour island train",
     "computing": "python compiler memory kernel network server database cache thread algorithm",
 }
-_FILLER = "the a of and to in for with on about how what why guide notes overview simple best new".split()
+_FILLER = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "for",
+    "with",
+    "on",
+    "about",
+    "how",
+    "what",
+    "why",
+    "guide",
+    "notes",
+    "overview",
+    "simple",
+    "best",
+    "new",
+]
 
 
 def make_text_ranking(n_queries: int = 200, docs_per_query: int = 8, seed: int = 0) -> list[TextRankingList]:
@@ -384,7 +428,9 @@ def fit_cross_encoder(
 
 
 @torch.no_grad()
-def score_lists(model: CrossEncoderRanker, encoded: dict[str, torch.Tensor], batch_size: int = 16) -> torch.Tensor:
+def score_lists(
+    model: CrossEncoderRanker, encoded: dict[str, torch.Tensor], batch_size: int = 16
+) -> torch.Tensor:
     """Scores ``(B, N)`` for encoded lists (eval mode)."""
     model.eval()
     out = []

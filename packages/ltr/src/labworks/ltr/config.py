@@ -14,14 +14,18 @@ __all__ = ["DataConfig", "ModelConfig", "RankingConfig", "TrainConfig"]
 class DataConfig(Config):
     """Where the lists come from and how they are batched."""
 
-    train: str | None = Field(None, description="LibSVM or Parquet file; None = built-in synthetic MSLR-like data")
+    train: str | None = Field(
+        None, description="LibSVM or Parquet file; None = built-in synthetic MSLR-like data"
+    )
     valid: str | None = Field(None, description="validation file; None = split off the training queries")
     test: str | None = Field(None, description="test file; None = split off the training queries")
     synthetic_queries: int = Field(600, ge=10)
     synthetic_max_list_size: int = Field(300, ge=1)
     valid_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, ge=0, lt=0.5)
-    max_list_size: int | None = Field(200, ge=1, description="training cap: shuffle, keep positives, truncate")
+    max_list_size: int | None = Field(
+        200, ge=1, description="training cap: shuffle, keep positives, truncate"
+    )
     batch_size: int = Field(32, ge=1, description="queries per batch")
     layout: Literal["auto", "padded", "packed"] = "auto"
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -122,7 +122,12 @@ class RankingDataset:
         n = self.features.shape[0]
         if self.labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), got {self.labels.shape}")
-        if self.offsets.ndim != 1 or self.offsets[0] != 0 or self.offsets[-1] != n or np.any(np.diff(self.offsets) < 0):
+        if (
+            self.offsets.ndim != 1
+            or self.offsets[0] != 0
+            or self.offsets[-1] != n
+            or np.any(np.diff(self.offsets) < 0)
+        ):
             raise ValueError("offsets must start at 0, end at n_docs and be non-decreasing")
         if len(self.qids) != self.n_queries:
             raise ValueError(f"got {len(self.qids)} qids for {self.n_queries} queries")
@@ -131,7 +136,9 @@ class RankingDataset:
             raise ValueError(f"query {bad!r} has an empty list")
         if not np.all(np.isfinite(self.features)):
             row = int(np.argwhere(~np.isfinite(self.features))[0, 0])
-            raise ValueError(f"features contain NaN or inf (document {row}, query {self.qids[self.query_of(row)]!r})")
+            raise ValueError(
+                f"features contain NaN or inf (document {row}, query {self.qids[self.query_of(row)]!r})"
+            )
         if not np.all(np.isfinite(self.labels)) or np.any(self.labels < 0):
             row = int(np.flatnonzero(~np.isfinite(self.labels) | (self.labels < 0))[0])
             raise ValueError(f"labels must be finite and >= 0, got {self.labels[row]} at document {row}")
@@ -189,7 +196,9 @@ class RankingDataset:
         features = np.asarray(features)
         labels = np.asarray(labels)
         if not (len(qids) == len(features) == len(labels)):
-            raise ValueError(f"lengths differ: {len(features)} feature rows, {len(labels)} labels, {len(qids)} qids")
+            raise ValueError(
+                f"lengths differ: {len(features)} feature rows, {len(labels)} labels, {len(qids)} qids"
+            )
         uniq, first, inverse = np.unique(qids, return_index=True, return_inverse=True)
         rank_of_query = np.empty(len(uniq), dtype=np.int64)
         rank_of_query[np.argsort(first, kind="stable")] = np.arange(len(uniq))
@@ -203,7 +212,11 @@ class RankingDataset:
         """The given queries (in that order) as a new dataset."""
         q = np.asarray(queries, dtype=np.int64)
         sizes = self.list_sizes[q]
-        rows = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in q]) if len(q) else np.zeros(0, np.int64)
+        rows = (
+            np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in q])
+            if len(q)
+            else np.zeros(0, np.int64)
+        )
         return RankingDataset(
             self.features[rows],
             self.labels[rows],
@@ -352,7 +365,14 @@ def _parse_block(
     if np.any(idx != np.round(idx)) or np.any(idx < 0):
         _locate_bad_pair(lines, path, first_line)
     row_ptr = np.concatenate([[0], np.cumsum(counts)])
-    return labels[keep], (np.array(qids) if qids else None), row_ptr, idx.astype(np.int64), vals, np.flatnonzero(keep)
+    return (
+        labels[keep],
+        (np.array(qids) if qids else None),
+        row_ptr,
+        idx.astype(np.int64),
+        vals,
+        np.flatnonzero(keep),
+    )
 
 
 def _locate_bad_pair(lines: Sequence[str], path: str, first_line: int) -> NoReturn:
@@ -368,7 +388,9 @@ def _locate_bad_pair(lines: Sequence[str], path: str, first_line: int) -> NoRetu
             except ValueError:
                 ok = False
             if not ok:
-                raise LibSVMFormatError(f"{path}:{first_line + i}: bad feature token {tok!r} (expected index:value)")
+                raise LibSVMFormatError(
+                    f"{path}:{first_line + i}: bad feature token {tok!r} (expected index:value)"
+                )
     raise LibSVMFormatError(f"{path}: lines {first_line}..{first_line + len(lines) - 1} could not be parsed")
 
 
@@ -407,13 +429,17 @@ def _finish(
     if n_features is None:
         n_features = width
     elif width > n_features:
-        raise LibSVMFormatError(f"{path}: feature index {width - (0 if zero_based else -1) - 1} exceeds n_features={n_features}")
+        raise LibSVMFormatError(
+            f"{path}: feature index {width - (0 if zero_based else -1) - 1} exceeds n_features={n_features}"
+        )
     feats = _densify(row_ptr, idx, vals, n_features)
     if qids is None:
         if group_sizes is None:
             raise LibSVMFormatError(f"{path}: lines have no 'qid:' and no .query group file was found")
         if group_sizes.sum() != len(labels):
-            raise ValueError(f"{path}: group file sums to {group_sizes.sum()} documents but the file has {len(labels)}")
+            raise ValueError(
+                f"{path}: group file sums to {group_sizes.sum()} documents but the file has {len(labels)}"
+            )
         qids = np.repeat(np.arange(len(group_sizes)).astype(str), group_sizes)
     return RankingDataset.from_arrays(feats, labels, qids)
 
@@ -537,7 +563,9 @@ def read_parquet(
     missing = [c for c in (label, qid, *(features or [])) if c not in table.column_names]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; has {table.column_names}")
-    names = list(features) if features is not None else [c for c in table.column_names if c not in {label, qid}]
+    names = (
+        list(features) if features is not None else [c for c in table.column_names if c not in {label, qid}]
+    )
     feats = np.stack([table.column(c).to_numpy().astype(np.float32) for c in names], axis=1)
     ds = RankingDataset.from_arrays(feats, table.column(label).to_numpy(), table.column(qid).to_numpy())
     ds.feature_names = names

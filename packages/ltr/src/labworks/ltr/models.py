@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,7 +53,7 @@ class MaskedBatchNorm(nn.Module):
 
 def _mlp(sizes: Sequence[int], dropout: float) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -177,14 +178,16 @@ class RankingGAM(nn.Module):
         sizes = [1, *hidden, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        for a, b in itertools.pairwise(sizes):
             w = torch.empty(n_features, a, b)
             for f in range(n_features):
                 nn.init.kaiming_uniform_(w[f].T, a=5**0.5)
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(torch.zeros(n_features, b)))
         self.context_net = (
-            nn.Sequential(nn.Linear(n_context, 32), nn.ReLU(), nn.Linear(32, n_features)) if n_context > 0 else None
+            nn.Sequential(nn.Linear(n_context, 32), nn.ReLU(), nn.Linear(32, n_features))
+            if n_context > 0
+            else None
         )
 
     def feature_outputs(self, features: torch.Tensor) -> torch.Tensor:

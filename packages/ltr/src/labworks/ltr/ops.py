@@ -20,7 +20,7 @@ import torch
 
 from labworks.core import KernelOp, has_triton
 
-__all__ = ["pairwise_lambda_loss", "packed_ndcg"]
+__all__ = ["packed_ndcg", "pairwise_lambda_loss"]
 
 
 def _pad(values: torch.Tensor, offsets: torch.Tensor, fill: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +51,9 @@ def _ideal_dcg(labels: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor
     return (gains * disc * top).sum(1)
 
 
-def _packed_ndcg_ref(scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int) -> torch.Tensor:
+def _packed_ndcg_ref(
+    scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int
+) -> torch.Tensor:
     s, mask = _pad(scores, offsets, 0.0)
     y, _ = _pad(labels, offsets, 0.0)
     ranks = _ranks(s, mask)
@@ -68,7 +70,9 @@ def _fake_per_list(scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Te
 packed_ndcg = KernelOp("labworks_ltr::packed_ndcg", _packed_ndcg_ref, fake=_fake_per_list)
 
 
-def _lambda_terms(scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+def _lambda_terms(
+    scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int
+) -> tuple[torch.Tensor, ...]:
     s, mask = _pad(scores, offsets, 0.0)
     y, _ = _pad(labels, offsets, 0.0)
     ranks = _ranks(s.detach(), mask)
@@ -79,12 +83,18 @@ def _lambda_terms(scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Ten
     pair = (y[:, :, None] > y[:, None, :]) & mask[:, :, None] & mask[:, None, :]
     top = ranks < k
     pair &= top[:, :, None] | top[:, None, :]  # truncation: skip pairs ranked both below k
-    delta = (gain[:, :, None] - gain[:, None, :]).abs() * (disc[:, :, None] - disc[:, None, :]).abs() * inv[:, None, None]
+    delta = (
+        (gain[:, :, None] - gain[:, None, :]).abs()
+        * (disc[:, :, None] - disc[:, None, :]).abs()
+        * inv[:, None, None]
+    )
     diff = s[:, :, None] - s[:, None, :]
     return s, mask, pair, delta, diff
 
 
-def _pairwise_lambda_ref(scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int) -> torch.Tensor:
+def _pairwise_lambda_ref(
+    scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int
+) -> torch.Tensor:
     _, _, pair, delta, diff = _lambda_terms(scores, labels, offsets, k)
     return (torch.nn.functional.softplus(-diff) * delta * pair).sum((1, 2))
 
@@ -92,17 +102,21 @@ def _pairwise_lambda_ref(scores: torch.Tensor, labels: torch.Tensor, offsets: to
 def _pairwise_lambda_grad_ref(
     scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int, grad_out: torch.Tensor
 ) -> torch.Tensor:
-    s, mask, pair, delta, diff = _lambda_terms(scores, labels, offsets, k)
+    _s, mask, pair, delta, diff = _lambda_terms(scores, labels, offsets, k)
     w = -torch.sigmoid(-diff) * delta * pair * grad_out[:, None, None]  # d loss / d s_i for pair (i, j)
     g = w.sum(2) - w.sum(1)
     return g[mask]
 
 
-def _fake_grad(scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int, grad_out: torch.Tensor) -> torch.Tensor:
+def _fake_grad(
+    scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int, grad_out: torch.Tensor
+) -> torch.Tensor:
     return torch.empty_like(scores)
 
 
-pairwise_lambda_grad = KernelOp("labworks_ltr::pairwise_lambda_grad", _pairwise_lambda_grad_ref, fake=_fake_grad)
+pairwise_lambda_grad = KernelOp(
+    "labworks_ltr::pairwise_lambda_grad", _pairwise_lambda_grad_ref, fake=_fake_grad
+)
 
 
 def _setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
@@ -130,20 +144,22 @@ if has_triton():
     import triton.language as tl
 
     @triton.jit
-    def _rank_of(s_i, idx_i, s_ptr, start, n, ROWS: tl.constexpr, BLOCK: tl.constexpr, CHUNK: tl.constexpr):  # noqa: N803
+    def _rank_of(s_i, idx_i, s_ptr, start, n, ROWS: tl.constexpr, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
         """0-based rank of each of the ROWS elements i among the list's n (<= BLOCK) documents:
         #{j : s_j > s_i or (s_j == s_i and j < i)}, counted CHUNK documents at a time."""
         rank = tl.zeros([ROWS], dtype=tl.int32)
         for c in range(0, BLOCK // CHUNK):
             idx_j = c * CHUNK + tl.arange(0, CHUNK)
             s_j = tl.load(s_ptr + start + idx_j, mask=idx_j < n, other=float("-inf")).to(tl.float32)
-            before = (s_j[None, :] > s_i[:, None]) | ((s_j[None, :] == s_i[:, None]) & (idx_j[None, :] < idx_i[:, None]))
+            before = (s_j[None, :] > s_i[:, None]) | (
+                (s_j[None, :] == s_i[:, None]) & (idx_j[None, :] < idx_i[:, None])
+            )
             before = before & (idx_j[None, :] < n)
             rank += tl.sum(before.to(tl.int32), axis=1)
         return rank
 
     @triton.jit
-    def _ndcg_kernel(s_ptr, y_ptr, off_ptr, out_ptr, k, BLOCK: tl.constexpr, CHUNK: tl.constexpr):  # noqa: N803
+    def _ndcg_kernel(s_ptr, y_ptr, off_ptr, out_ptr, k, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
         q = tl.program_id(0)
         start = tl.load(off_ptr + q)
         n = tl.load(off_ptr + q + 1) - start
@@ -160,7 +176,16 @@ if has_triton():
 
     @triton.jit
     def _lambda_kernel(
-        s_ptr, y_ptr, off_ptr, gout_ptr, loss_ptr, grad_ptr, k, WITH_GRAD: tl.constexpr, BLOCK: tl.constexpr, CHUNK: tl.constexpr  # noqa: N803
+        s_ptr,
+        y_ptr,
+        off_ptr,
+        gout_ptr,
+        loss_ptr,
+        grad_ptr,
+        k,
+        WITH_GRAD: tl.constexpr,
+        BLOCK: tl.constexpr,
+        CHUNK: tl.constexpr,
     ):
         q = tl.program_id(0)
         start = tl.load(off_ptr + q)
@@ -200,7 +225,9 @@ if has_triton():
                 sig_neg = 1.0 / (1.0 + tl.exp(diff))  # sigmoid(-diff)
                 # pair (i better than j): d/ds_i = -sigmoid(-(s_i - s_j)) * delta; pair (j better than i): +sigmoid(-(s_j - s_i)) * delta
                 sig_pos = 1.0 / (1.0 + tl.exp(-diff))  # sigmoid(diff) = sigmoid(-(s_j - s_i))
-                grad += tl.sum(tl.where(better, -sig_neg * delta, 0.0) + tl.where(worse, sig_pos * delta, 0.0), axis=1)
+                grad += tl.sum(
+                    tl.where(better, -sig_neg * delta, 0.0) + tl.where(worse, sig_pos * delta, 0.0), axis=1
+                )
         if WITH_GRAD:
             g_out = tl.load(gout_ptr + q)
             tl.store(grad_ptr + start + idx, grad * g_out, mask=valid)
@@ -213,19 +240,33 @@ if has_triton():
         return block, min(block, 32)
 
     @packed_ndcg.triton
-    def _packed_ndcg_triton(scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int) -> torch.Tensor:
+    def _packed_ndcg_triton(
+        scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int
+    ) -> torch.Tensor:
         out = torch.empty(offsets.numel() - 1, device=scores.device, dtype=torch.float32)
         block, chunk = _launch_meta(offsets)
-        _ndcg_kernel[(out.numel(),)](scores.contiguous(), labels.contiguous(), offsets.contiguous(), out, k, BLOCK=block, CHUNK=chunk)
+        _ndcg_kernel[(out.numel(),)](
+            scores.contiguous(), labels.contiguous(), offsets.contiguous(), out, k, BLOCK=block, CHUNK=chunk
+        )
         return out.to(scores.dtype)
 
     @pairwise_lambda_loss.triton
-    def _pairwise_lambda_triton(scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int) -> torch.Tensor:
+    def _pairwise_lambda_triton(
+        scores: torch.Tensor, labels: torch.Tensor, offsets: torch.Tensor, k: int
+    ) -> torch.Tensor:
         out = torch.empty(offsets.numel() - 1, device=scores.device, dtype=torch.float32)
         block, chunk = _launch_meta(offsets)
         _lambda_kernel[(out.numel(),)](
-            scores.contiguous(), labels.contiguous(), offsets.contiguous(), out, out, out, k,
-            WITH_GRAD=False, BLOCK=block, CHUNK=chunk,
+            scores.contiguous(),
+            labels.contiguous(),
+            offsets.contiguous(),
+            out,
+            out,
+            out,
+            k,
+            WITH_GRAD=False,
+            BLOCK=block,
+            CHUNK=chunk,
         )
         return out.to(scores.dtype)
 
@@ -236,7 +277,15 @@ if has_triton():
         grad = torch.empty(scores.numel(), device=scores.device, dtype=torch.float32)
         block, chunk = _launch_meta(offsets)
         _lambda_kernel[(offsets.numel() - 1,)](
-            scores.contiguous(), labels.contiguous(), offsets.contiguous(), grad_out.float().contiguous(), grad, grad, k,
-            WITH_GRAD=True, BLOCK=block, CHUNK=chunk,
+            scores.contiguous(),
+            labels.contiguous(),
+            offsets.contiguous(),
+            grad_out.float().contiguous(),
+            grad,
+            grad,
+            k,
+            WITH_GRAD=True,
+            BLOCK=block,
+            CHUNK=chunk,
         )
         return grad.to(scores.dtype)

@@ -46,7 +46,9 @@ def make_mslr_like(
     if not 1 <= min_list_size <= max_list_size:
         raise ValueError(f"need 1 <= min_list_size <= max_list_size, got {min_list_size}, {max_list_size}")
     rng = np.random.default_rng(seed)
-    sizes = np.clip(np.round(rng.lognormal(np.log(median_list_size), 0.9, n_queries)), min_list_size, max_list_size)
+    sizes = np.clip(
+        np.round(rng.lognormal(np.log(median_list_size), 0.9, n_queries)), min_list_size, max_list_size
+    )
     sizes = sizes.astype(np.int64)
     n_docs = int(sizes.sum())
     qidx = np.repeat(np.arange(n_queries), sizes)
@@ -55,7 +57,11 @@ def make_mslr_like(
     v = rng.normal(size=(n_docs, _LATENT))
     v[:, 2] += rng.normal(scale=1.5, size=n_queries)[qidx]  # lists differ in their overall level
     list_mean_v2 = np.bincount(qidx, v[:, 2], n_queries) / sizes
-    score = (u[qidx] * v).sum(1) / np.sqrt(_LATENT) + np.sin(2 * v[:, 0]) * v[:, 1] + 1.5 * (v[:, 2] - list_mean_v2[qidx])
+    score = (
+        (u[qidx] * v).sum(1) / np.sqrt(_LATENT)
+        + np.sin(2 * v[:, 0]) * v[:, 1]
+        + 1.5 * (v[:, 2] - list_mean_v2[qidx])
+    )
     score += rng.normal(scale=0.5, size=n_docs)
 
     # graded labels by per-dataset quantiles of the score, MSLR-like shares
@@ -64,7 +70,8 @@ def make_mslr_like(
 
     match = u[qidx] * v  # query-document match signals
     blocks = [
-        np.expm1(np.abs(v + rng.normal(scale=0.3, size=v.shape))) * 10.0 ** rng.integers(0, 4, _LATENT),  # heavy-tailed
+        np.expm1(np.abs(v + rng.normal(scale=0.3, size=v.shape)))
+        * 10.0 ** rng.integers(0, 4, _LATENT),  # heavy-tailed
         rng.poisson(np.exp(np.clip(match, -3, 3)) * 3).astype(np.float64),  # counts
         match + rng.normal(scale=0.3, size=match.shape),  # scores around 0
     ]
