@@ -153,6 +153,21 @@ def test_metric_frame_bootstrap_fast_path(synth):
     lo, mid, hi = mf.by_group_ci
     assert ((lo <= mid) & (mid <= hi)).all()
     assert isinstance(mf.difference_ci()[0], float)
+    assert mf.difference_ci()[0] <= mf.difference() <= mf.difference_ci()[2]
+    # a generic callable takes the row-resampling loop; both give intervals of similar width
+    from sklearn.metrics import recall_score
+
+    loop = lf.MetricFrame(
+        metrics={"tpr": recall_score}, y_true=d["y_true"], y_pred=d["y_pred"], sensitive_features=d["race"],
+        n_boot=200, ci_quantiles=[0.05, 0.95], random_state=1,
+    )  # fmt: skip
+    vec = lf.MetricFrame(
+        metrics={"tpr": lf.true_positive_rate}, y_true=d["y_true"], y_pred=d["y_pred"], sensitive_features=d["race"],
+        n_boot=2000, ci_quantiles=[0.05, 0.95], random_state=1,
+    )  # fmt: skip
+    w_loop = loop.by_group_ci[1]["tpr"] - loop.by_group_ci[0]["tpr"]
+    w_vec = vec.by_group_ci[1]["tpr"] - vec.by_group_ci[0]["tpr"]
+    np.testing.assert_allclose(w_vec, w_loop, rtol=0.25)
 
 
 def test_plot_writes_png(tmp_path, synth):

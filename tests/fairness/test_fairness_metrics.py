@@ -293,3 +293,50 @@ def test_tidy_table_layout(synth):
     )
     overall = tab[(tab.group == "overall") & (tab.metric == "selection_rate")].value.iloc[0]
     assert overall == pytest.approx(synth["y_pred"].mean(), abs=TOL)
+
+
+def test_predictive_parity_and_error_rate_measures_match_metric_frame(synth):
+    from sklearn.metrics import precision_score
+
+    y, p, sf, w = synth["y_true"], synth["y_pred"], synth[["race", "sex"]], synth["weight"]
+    ref = fm.MetricFrame(
+        metrics=precision_score, y_true=y, y_pred=p, sensitive_features=sf, sample_params={"sample_weight": w}
+    )
+    assert lf.predictive_parity_difference(y, p, sensitive_features=sf, sample_weight=w) == pytest.approx(
+        ref.difference(), abs=TOL
+    )
+    assert lf.predictive_parity_ratio(
+        y, p, sensitive_features=sf, sample_weight=w, method="to_overall"
+    ) == pytest.approx(ref.ratio(method="to_overall"), abs=TOL)
+    err = fm.MetricFrame(
+        metrics=lambda a, b: float(np.mean(np.asarray(a) != np.asarray(b))),
+        y_true=y,
+        y_pred=p,
+        sensitive_features=sf,
+    )
+    assert lf.error_rate_difference(y, p, sensitive_features=sf) == pytest.approx(err.difference(), abs=TOL)
+    assert lf.metric_ratio(y, p, sensitive_features=sf, metric="error") == pytest.approx(err.ratio(), abs=TOL)
+    with pytest.raises(ValueError, match="unknown metric"):
+        lf.metric_difference(y, p, sensitive_features=sf, metric="f1")
+
+
+@pytest.mark.gpu
+def test_cuda_tensors_match_numpy(synth):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    y, p, w = synth["y_true"].to_numpy(), synth["y_pred"].to_numpy(), synth["weight"].to_numpy()
+    codes = pd.factorize(synth["race"], sort=True)[0] * 2 + (synth["sex"] == "M").to_numpy()
+    dev = torch.device("cuda")
+    ours = lf.group_metrics(
+        torch.tensor(y, device=dev),
+        torch.tensor(p, device=dev),
+        sensitive_features=torch.tensor(codes, device=dev),
+        sample_weight=torch.tensor(w, device=dev),
+    )
+    ref = lf.group_metrics(y, p, sensitive_features=codes, sample_weight=w)
+    np.testing.assert_allclose(ours.cells, ref.cells, rtol=1e-12)
+    assert ours.equalized_odds() == pytest.approx(ref.equalized_odds(), abs=TOL)
+    from labworks.fairness.bootstrap import bootstrap
+
+    res = bootstrap(ref, 500, seed=0, exact_max_atoms=0, scheme="poisson", device="cuda")
+    np.testing.assert_allclose(res.cells.mean(0), ref.cells, rtol=0.03)

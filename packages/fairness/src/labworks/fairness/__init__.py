@@ -32,6 +32,14 @@ from labworks.fairness.individual import (
     theil_index,
 )
 from labworks.fairness.intervals import difference_interval, newcombe_interval, wilson_interval
+from labworks.fairness.measures import (
+    error_rate_difference,
+    error_rate_ratio,
+    metric_difference,
+    metric_ratio,
+    predictive_parity_difference,
+    predictive_parity_ratio,
+)
 from labworks.fairness.metric_frame import MetricFrame
 from labworks.fairness.metrics import DEFAULT_METRICS, GroupMetrics, NotEstimableWarning, group_metrics
 from labworks.fairness.mitigation import (
@@ -91,6 +99,8 @@ __all__ = [
     "equal_opportunity_ratio",
     "equalized_odds_difference",
     "equalized_odds_ratio",
+    "error_rate_difference",
+    "error_rate_ratio",
     "explore",
     "false_negative_rate",
     "false_positive_rate",
@@ -98,10 +108,14 @@ __all__ = [
     "group_metrics",
     "impossibility_check",
     "mean_prediction",
+    "metric_difference",
+    "metric_ratio",
     "multiclass_group_metrics",
     "newcombe_interval",
     "plot_group_rates",
     "pr_curve_by_group",
+    "predictive_parity_difference",
+    "predictive_parity_ratio",
     "regression_disparity",
     "regression_group_metrics",
     "reweighing_weights",

@@ -3,8 +3,9 @@
 Metric functions from this package (``selection_rate``, ``true_positive_rate``, …) are computed from one
 pass of segment sums; any other callable ``f(y_true, y_pred, **sample_params)`` is applied group by group
 (fairlearn's behaviour). Groups are the full cartesian product of the sensitive features; empty
-combinations are NaN. ``n_boot`` gives bootstrap intervals (``*_ci`` methods) like fairlearn 0.15,
-vectorised for this package's rate functions.
+combinations are NaN. ``n_boot`` gives bootstrap intervals (``*_ci`` methods) like fairlearn 0.15:
+vectorised (:func:`labworks.fairness.bootstrap`) when every metric is one of this package's rate functions with
+shared sample params, a row-resampling loop otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 from labworks.fairness import compat
 from labworks.fairness._inputs import as_1d, check_lengths, to_numpy
 from labworks.fairness.comparators import check_method
+from labworks.fairness.confusion import rate_from_cells
 from labworks.fairness.groups import GroupIndex, encode_groups
 from labworks.fairness.metrics import group_metrics
 
@@ -140,12 +142,45 @@ class MetricFrame:
         return pd.DataFrame(cols, index=index), pd.Series(overall)
 
     def _bootstrap(self, n_boot: int, random_state: int | None) -> list[tuple[pd.DataFrame, pd.Series]]:
+        fast = self._fast_bootstrap(n_boot, random_state)
+        if fast is not None:
+            return fast
         rng = np.random.default_rng(random_state)
         out = []
         for _ in range(n_boot):
             rows = rng.integers(0, self._n, size=self._n)
             out.append(self._compute(rows))
         return out
+
+    def _fast_bootstrap(
+        self, n_boot: int, random_state: int | None
+    ) -> list[tuple[pd.DataFrame, pd.Series]] | None:
+        """Vectorised replicates when every metric is one of this package's rates with shared params."""
+        from labworks.fairness.bootstrap import bootstrap
+
+        names = {k: _FAST.get(f) for k, f in self._funcs.items()}
+        params = [self._params[k] for k in self._funcs]
+        if any(v is None for v in names.values()) or any(
+            set(p) - {"sample_weight", "pos_label"} for p in params
+        ):
+            return None
+        first = params[0]
+        if any(p.keys() != first.keys() or any(p[k] is not first[k] for k in p) for p in params):
+            return None
+        gm = group_metrics(self._yt, self._yp, sensitive_features=self._groups, sample_weight=first.get("sample_weight"),
+                           pos_label=first.get("pos_label", 1), min_count=self._min_count)  # fmt: skip
+        seed = int(np.random.default_rng(random_state).integers(0, 2**31 - 1))
+        res = bootstrap(gm, n_boot=n_boot, seed=seed)
+        index = self._groups.pandas_index()
+        by = {k: res.samples(m) for k, m in names.items()}  # type: ignore[arg-type]
+        ov = {k: rate_from_cells(res.cells.sum(1), m) for k, m in names.items()}  # type: ignore[arg-type]
+        return [
+            (
+                pd.DataFrame({k: v[b] for k, v in by.items()}, index=index),
+                pd.Series({k: v[b] for k, v in ov.items()}),
+            )
+            for b in range(n_boot)
+        ]
 
     # ------------------------------------------------------------------ fairlearn surface
     def _shape(self, x: Any) -> Any:
