@@ -144,18 +144,25 @@ def sort_order(
     labels: Tensor | None = None,
     doc_codes: Tensor | None = None,
     generator: torch.Generator | None = None,
+    k: int | None = None,
+    has_neginf: bool | None = None,
 ) -> Tensor:
-    """Permutation ``(batch, list_size)`` ranking real documents by descending score, padding last.
+    """Permutation ``(batch, min(k, list_size))`` ranking real documents by descending score, padding last.
 
     Tie policies: ``stable``/``average`` keep input order, ``trec_eval`` puts the larger doc id first
     (reverse input order without ``doc_codes``), ``pessimistic``/``optimistic`` put the lowest/highest
-    label first, ``random`` draws a permutation from ``generator``.
+    label first, ``random`` draws a permutation from ``generator``. With ``k`` < list_size only the top
+    k are returned, found with ``topk``; rows with a tie inside the top k + 1 fall back to a full
+    stable sort, so the result equals the first k columns of the full sort. ``has_neginf`` (any real
+    score = -inf) is computed when not given.
     """
     b, n = scores.shape
+    kk = n if k is None else min(k, n)
     pre: Tensor | None = None
+    flip = False
     if ties == "trec_eval":
         if doc_codes is None:
-            pre = torch.arange(n - 1, -1, -1, device=scores.device).expand(b, n)
+            flip = True
         else:
             pre = torch.sort(doc_codes, dim=1, descending=True, stable=True).indices
     elif ties in ("pessimistic", "optimistic"):
@@ -168,16 +175,31 @@ def sort_order(
     elif ties not in ("stable", "average"):
         raise ValueError(f"unknown ties {ties!r}; expected one of {TIES}")
     key = scores.masked_fill(~mask, float("-inf"))
-    if pre is not None:
+    if flip:
+        key = key.flip(1)
+    elif pre is not None:
         key = key.gather(1, pre)
-    order = torch.sort(key, dim=1, descending=True, stable=True).indices
-    if pre is not None:
-        order = pre.gather(1, order)
-    if bool((torch.isneginf(scores) & mask).any()):
-        # real -inf scores tie with padding: push padding behind them, keeping the order otherwise
-        pad_last = torch.sort((~mask.gather(1, order)).to(torch.int8), dim=1, stable=True).indices
-        order = order.gather(1, pad_last)
-    return order
+    if has_neginf is None:
+        has_neginf = bool((torch.isneginf(scores) & mask).any())
+    if kk < n and not has_neginf:
+        vals, idx = torch.topk(key, kk + 1, dim=1)
+        # ties among -inf are padding only (no real -inf here): their order is irrelevant
+        tied = ((vals[:, 1:] == vals[:, :-1]) & ~torch.isneginf(vals[:, 1:])).any(1)
+        order = idx[:, :kk]
+        if bool(tied.any()):
+            rows = tied.nonzero().squeeze(1)
+            order[rows] = torch.sort(key[rows], dim=1, descending=True, stable=True).indices[:, :kk]
+    else:
+        order = torch.sort(key, dim=1, descending=True, stable=True).indices
+        if has_neginf:
+            # real -inf scores tie with padding: push padding behind them, keeping the order otherwise
+            valid = mask.flip(1) if flip else (mask.gather(1, pre) if pre is not None else mask)
+            pad_last = torch.sort((~valid.gather(1, order)).to(torch.int8), dim=1, stable=True).indices
+            order = order.gather(1, pad_last)
+        order = order[:, :kk]
+    if flip:
+        return (n - 1) - order
+    return pre.gather(1, order) if pre is not None else order
 
 
 def tie_groups(sorted_scores: Tensor) -> Tensor:

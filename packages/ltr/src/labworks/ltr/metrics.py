@@ -87,16 +87,22 @@ def _check_k(k: int | None) -> None:
 
 def _prepare(
     scores: Any, labels: Any, mask: Any, *, labels_extra_dims: int = 0
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, bool]:
+    """Padded float64 ``(scores, labels, mask)`` + whether a real score is -inf; validates values.
+
+    Fast path: one masked sum each; the exact (slower) checks run only when a sum is not finite.
+    """
     s, y, m = as_padded(scores, labels, mask, labels_extra_dims=labels_extra_dims)
-    if bool((torch.isnan(s) & m).any()):
-        raise ValueError("scores contain NaN at unmasked positions")
-    m_lab = m.reshape(*m.shape, *([1] * labels_extra_dims))
-    if bool(torch.isnan(y).any()):
-        raise ValueError("labels contain NaN at unmasked positions")
-    if bool(((y < 0) & m_lab).any()):
-        raise ValueError(f"labels must be >= 0 at unmasked positions, found min {y[m].min().item()!r}")
-    return s, y, m
+    has_neginf = False
+    if not bool(torch.isfinite(s.masked_fill(~m, 0.0).sum())):
+        if bool((torch.isnan(s) & m).any()):
+            raise ValueError("scores contain NaN at unmasked positions")
+        has_neginf = bool((torch.isneginf(s) & m).any())
+    if y.numel() and not bool(y.min() >= 0):  # NaN fails the comparison too
+        if bool(torch.isnan(y).any()):
+            raise ValueError("labels contain NaN at unmasked positions")
+        raise ValueError(f"labels must be >= 0 at unmasked positions, found min {y.min().item()!r}")
+    return s, y, m, has_neginf
 
 
 def _gain(y: Tensor, gain: str) -> Tensor:
@@ -105,11 +111,6 @@ def _gain(y: Tensor, gain: str) -> Tensor:
 
 def _discount(n: int, device: torch.device) -> Tensor:
     return 1.0 / torch.log2(torch.arange(2, n + 2, dtype=torch.float64, device=device))
-
-
-def _topk_mask(n: int, k: int | None, device: torch.device) -> Tensor:
-    pos = torch.arange(n, device=device)
-    return pos < (k if k is not None else n)
 
 
 def _finish(values: Tensor, empty_q: Tensor, empty: str, reduction: str) -> Tensor:
@@ -126,7 +127,7 @@ def _finish(values: Tensor, empty_q: Tensor, empty: str, reduction: str) -> Tens
 
 
 class _Sorted:
-    """Documents of each query in ranked order: labels, validity, and (for ``average``) tie groups."""
+    """The top ``k`` (all when None) positions of each query's ranking; tie groups for ``average``."""
 
     def __init__(
         self,
@@ -136,26 +137,33 @@ class _Sorted:
         ties: str,
         doc_ids: Any = None,
         generator: torch.Generator | None = None,
+        *,
+        k: int | None = None,
+        has_neginf: bool | None = None,
     ) -> None:
         codes = doc_id_codes(doc_ids, s.shape, s.device) if doc_ids is not None else None
         if ties == "random" and generator is None:
             generator = torch.Generator().manual_seed(0)
-        self.order = sort_order(s, m, ties=ties, labels=y, doc_codes=codes, generator=generator)
-        self.valid = m.gather(1, self.order)
-        self.ties = ties
+        self.k = s.shape[1] if k is None else min(k, s.shape[1])
+        self.order = sort_order(
+            s, m, ties=ties, labels=y, doc_codes=codes, generator=generator,
+            k=None if ties == "average" else k, has_neginf=has_neginf,
+        )  # fmt: skip
         self.groups: Tensor | None = None
+        self.valid: Tensor | None = None
         if ties == "average":
+            self.valid = m.gather(1, self.order)
             self.groups = tie_groups(s.masked_fill(~m, float("-inf")).gather(1, self.order))
 
     def values(self, per_doc: Tensor) -> Tensor:
-        """``per_doc`` values ``(batch, list)`` in ranked order; tied groups averaged for ``average``."""
-        v = per_doc.gather(1, self.order) * self.valid
-        if self.groups is None:
+        """``per_doc`` values (zero at padding) in ranked order ``(batch, k)``; ties averaged for ``average``."""
+        v = per_doc.gather(1, self.order)
+        if self.groups is None or self.valid is None:
             return v
         w = self.valid.to(v.dtype)
-        sums = torch.zeros_like(v).scatter_add_(1, self.groups, v)
+        sums = torch.zeros_like(v).scatter_add_(1, self.groups, v * w)
         counts = torch.zeros_like(v).scatter_add_(1, self.groups, w)
-        return (sums / counts.clamp_min(1.0)).gather(1, self.groups) * w
+        return ((sums / counts.clamp_min(1.0)).gather(1, self.groups) * w)[:, : self.k]
 
 
 def _no_average(ties: str, name: str) -> None:
@@ -177,15 +185,15 @@ def _dcg_parts(
 ) -> tuple[Tensor, Tensor, Tensor, str]:
     _check_k(k)
     c = _resolve(preset, gain=gain, ties=ties, empty=empty)
-    s, y, m = _prepare(scores, labels, mask)
+    s, y, m, neginf = _prepare(scores, labels, mask)
     n = s.shape[1]
     g = _gain(y, c["gain"])
-    disc = _discount(n, s.device) * _topk_mask(n, k, s.device)
-    srt = _Sorted(s, y, m, c["ties"], doc_ids, generator)
+    srt = _Sorted(s, y, m, c["ties"], doc_ids, generator, k=k, has_neginf=neginf)
+    kk = srt.k
+    disc = _discount(kk, s.device)
     dcg_v = (srt.values(g) * disc).sum(1)
-    kk = n if k is None else min(k, n)
     ideal = torch.topk(g, kk, dim=1).values if kk < n else torch.sort(g, dim=1, descending=True).values
-    idcg = (ideal * disc[:kk]).sum(1)
+    idcg = (ideal * disc).sum(1)
     return dcg_v, idcg, ~(y > 0).any(1), c["empty"]
 
 
@@ -246,10 +254,10 @@ def _binary(
     c = _resolve(preset, ties=ties, empty=empty)
     if not allow_average:
         _no_average(c["ties"], name)
-    s, y, m = _prepare(scores, labels, mask)
+    s, y, m, neginf = _prepare(scores, labels, mask)
     relevant = ((y > threshold) & m).to(torch.float64)
-    srt = _Sorted(s, y, m, c["ties"], doc_ids, generator)
-    rel = srt.values(relevant) * _topk_mask(s.shape[1], k, s.device)
+    srt = _Sorted(s, y, m, c["ties"], doc_ids, generator, k=k, has_neginf=neginf)
+    rel = srt.values(relevant)
     n_rel = relevant.sum(1)
     return rel, n_rel, m.sum(1).to(torch.float64), n_rel == 0, c["empty"]
 
@@ -371,8 +379,8 @@ def arp(
 ) -> Tensor:
     """Average relevance position ARP = Σ_i rank_i · y_i / Σ_i y_i (TF-Ranking; lower is better)."""
     c = _resolve(preset, ties=ties, empty=empty)
-    s, y, m = _prepare(scores, labels, mask)
-    srt = _Sorted(s, y, m, c["ties"], doc_ids, generator)
+    s, y, m, neginf = _prepare(scores, labels, mask)
+    srt = _Sorted(s, y, m, c["ties"], doc_ids, generator, has_neginf=neginf)
     pos = torch.arange(1, s.shape[1] + 1, dtype=torch.float64, device=s.device)
     total = y.sum(1)
     value = (srt.values(y) * pos).sum(1) / torch.where(total > 0, total, torch.ones_like(total))
@@ -394,7 +402,7 @@ def opa(
     Averaged per query (macro); queries without such a pair are ``empty``.
     """
     c = _resolve(preset, empty=empty)
-    s, y, m = _prepare(scores, labels, mask)
+    s, y, m, _ = _prepare(scores, labels, mask)
     correct, pairs = [], []
     for lo in range(0, s.shape[0], chunk_size):
         sl, yl, ml = s[lo : lo + chunk_size], y[lo : lo + chunk_size], m[lo : lo + chunk_size]
@@ -429,9 +437,9 @@ def _alpha_parts(
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
     c = _resolve(preset, ties=ties, empty=empty)
     _no_average(c["ties"], "alpha_ndcg")
-    s, sub, m = _prepare(scores, subtopics, mask, labels_extra_dims=1)
+    s, sub, m, neginf = _prepare(scores, subtopics, mask, labels_extra_dims=1)
     b, n, t = sub.shape
-    srt = _Sorted(s, sub.sum(2), m, c["ties"], doc_ids, generator)
+    srt = _Sorted(s, sub.sum(2), m, c["ties"], doc_ids, generator, has_neginf=neginf)
     sub_sorted = sub.gather(1, srt.order[:, :, None].expand(b, n, t))
     kk = n if k is None else min(k, n)
     disc = _discount(n, s.device)
