@@ -425,3 +425,40 @@ def test_vectorised_scale() -> None:
     for fn in (M.ndcg, M.mrr, M.map):
         fn(s, y, k=10)
     assert time.perf_counter() - t0 < 5.0
+
+
+# ----------------------------------------------------------------------------- shared sort helper
+@pytest.mark.parametrize("ties", ["stable", "trec_eval", "pessimistic", "optimistic", "random"])
+def test_topk_order_equals_full_sort_prefix(ties: str) -> None:
+    from labworks.ltr._lists import sort_order
+
+    g = torch.Generator().manual_seed(0)
+    s = torch.randint(0, 6, (300, 12), generator=g).double()  # many ties, also at the k boundary
+    s[::3] = torch.randn(100, 12, generator=g, dtype=torch.float64)  # some rows without ties
+    y = torch.randint(0, 3, (300, 12), generator=g).double()
+    m = torch.rand(300, 12, generator=g) < 0.8
+    for k in (1, 3, 5, 11):
+        full = sort_order(s, m, ties=ties, labels=y, generator=torch.Generator().manual_seed(1))
+        part = sort_order(s, m, ties=ties, labels=y, generator=torch.Generator().manual_seed(1), k=k)
+        # positions holding real documents must agree; padded slots may differ among themselves
+        real = m.gather(1, full[:, :k])
+        assert torch.equal(part[real], full[:, :k][real])
+        assert torch.equal(m.gather(1, part), real)
+
+
+def test_numeric_doc_ids_and_neg_inf_with_ties() -> None:
+    s = torch.tensor([[1.0, 1.0, 1.0, float("-inf"), float("-inf")]])
+    y = torch.tensor([[0.0, 2.0, 1.0, 0.0, 3.0]])
+    m = torch.tensor([[True, True, True, True, True]])
+    ids = torch.tensor([[5, 9, 7, 1, 2]])  # trec_eval: larger id first among ties → 9, 7, 5, then 2, 1
+    assert M.mrr(s, y, m, preset="trec_eval", doc_ids=ids).item() == 1.0
+    assert M.ndcg(s, y, m, k=2, gain="linear", preset="trec_eval", doc_ids=ids).item() == pytest.approx(
+        (2 + 1 / np.log2(3)) / (3 + 2 / np.log2(3)), abs=TOL
+    )
+    # real −inf docs rank above padding, and the −inf tie follows the policy
+    m2 = torch.tensor([[True, True, True, True, True, False]])
+    s2 = torch.cat([s, torch.tensor([[float("nan")]])], 1)
+    y2 = torch.cat([y, torch.tensor([[-1.0]])], 1)
+    r = M.map(s2, y2, m2, preset="trec_eval", doc_ids=torch.cat([ids, torch.tensor([[0]])], 1))
+    # ranking: 9(2), 7(1), 5(0), 2(3), 1(0) → AP = (1/1 + 2/2 + 3/4) / 3
+    assert r.item() == pytest.approx((1 + 1 + 3 / 4) / 3, abs=TOL)
