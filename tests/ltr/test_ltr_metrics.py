@@ -83,6 +83,32 @@ def test_trec_eval_parity(ties: bool) -> None:
         )
 
 
+def test_ir_measures_parity() -> None:
+    ir_measures = pytest.importorskip("ir_measures")
+    from ir_measures import AP, RR, P, R, nDCG
+
+    scores, labels = make_lists(11, ties=True)
+    qrels, run = [], []
+    for q, (s, y) in enumerate(zip(scores, labels, strict=True)):
+        for d, sv, yv in zip(docnos(len(s)), s, y, strict=True):
+            qrels.append(ir_measures.Qrel(f"q{q}", d, int(yv)))
+            run.append(ir_measures.ScoredDoc(f"q{q}", d, float(sv)))
+    measures = {"nDCG@5": nDCG @ 5, "nDCG@10": nDCG @ 10, "RR": RR, "AP": AP, "P@5": P @ 5, "R@5": R @ 5}
+    ref = {name: np.zeros(len(scores)) for name in measures}
+    for res in ir_measures.iter_calc(list(measures.values()), qrels, run):
+        ref[str(res.measure)][int(res.query_id[1:])] = res.value
+    ours = {
+        "nDCG@5": per_query(M.ndcg, scores, labels, k=5, preset="ir_measures"),
+        "nDCG@10": per_query(M.ndcg, scores, labels, k=10, preset="ir_measures"),
+        "RR": per_query(M.mrr, scores, labels, preset="ir_measures"),
+        "AP": per_query(M.map, scores, labels, preset="ir_measures"),
+        "P@5": per_query(M.precision, scores, labels, k=5, preset="ir_measures"),
+        "R@5": per_query(M.recall, scores, labels, k=5, preset="ir_measures"),
+    }
+    for name in measures:
+        np.testing.assert_allclose(ours[name], ref[name], atol=TOL, err_msg=name)
+
+
 def test_trec_eval_ties_with_string_doc_ids() -> None:
     """Ties break by docno descending in *string* order: pass the ids and the order follows them."""
     scores, labels = make_lists(2, ties=True)
