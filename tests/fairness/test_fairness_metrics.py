@@ -340,3 +340,25 @@ def test_cuda_tensors_match_numpy(synth):
 
     res = bootstrap(ref, 500, seed=0, exact_max_atoms=0, scheme="poisson", device="cuda")
     np.testing.assert_allclose(res.cells.mean(0), ref.cells, rtol=0.03)
+
+
+def test_single_group_compares_to_itself_like_fairlearn():
+    y, p, g = [1, 0, 1, 0], [1, 0, 0, 1], ["a"] * 4
+    assert (
+        lf.demographic_parity_difference(y, p, sensitive_features=g)
+        == fm.demographic_parity_difference(y, p, sensitive_features=g)
+        == 0
+    )
+    assert lf.equalized_odds_ratio(y, p, sensitive_features=g) == pytest.approx(
+        fm.equalized_odds_ratio(y, p, sensitive_features=g)
+    )
+
+
+def test_equalized_odds_not_estimable_if_one_side_is():
+    # group b has no positives: TPR comparison impossible, so EO (max of TPR and FPR gaps) is NaN, not the FPR gap
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0])
+    p = np.array([1, 0, 1, 0, 1, 0, 0, 0])
+    g = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+    with pytest.warns(lf.NotEstimableWarning):
+        assert np.isnan(lf.equalized_odds_difference(y, p, sensitive_features=g))
+    assert lf.metric_difference(y, p, sensitive_features=g, metric="fpr") == pytest.approx(0.25)

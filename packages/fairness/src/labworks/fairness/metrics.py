@@ -140,7 +140,10 @@ class GroupMetrics:
         valid = self.estimable(metric)
         if method != "vs_reference":
             self._warn_excluded(metric, valid)
-            if valid.sum() < (2 if method == "between_groups" else 1):
+            excluded_rows = bool(((~valid) & (self.n > 0)).any())
+            # one estimable group left after excluding others: no comparison is possible (NaN, not 0);
+            # a single group in the data compares to itself (0, as fairlearn)
+            if valid.sum() == 0 or (method == "between_groups" and valid.sum() < 2 and excluded_rows):
                 return float("nan")
         else:
             rest = parts_from_cells(self.counts.sum(0) - self.counts[ref], metric)[1]
@@ -275,12 +278,13 @@ def _combine_eo(t: np.ndarray, f: np.ndarray, kind: str, method: str, agg: str) 
             if agg == "mean":
                 return (t + f) / 2
             if kind == "difference":
-                return np.fmax(np.abs(t), np.abs(f))
+                return np.maximum(np.abs(t), np.abs(f))
             ft, ff = np.where(t > 1, 1 / t, t), np.where(f > 1, 1 / f, f)
-            return np.fmin(ft, ff)
+            return np.minimum(ft, ff)
         if agg == "mean":
             return (t + f) / 2
-        return np.fmax(t, f) if kind == "difference" else np.fmin(t, f)
+        # NaN propagates: an equalized-odds value with one side not estimable is not estimable
+        return np.maximum(t, f) if kind == "difference" else np.minimum(t, f)
 
 
 def group_metrics(
