@@ -141,6 +141,68 @@ def test_tfr_approx_ndcg_value() -> None:
     assert got == pytest.approx(expected, abs=1e-5)
 
 
+def _py_neural_sort(v: list[float], tau: float = 1.0) -> list[list[float]]:
+    """NeuralSort from its formula, in plain Python: row i = softmax(((n + 1 − 2i)·v − Σ_k |v − v_k|) / τ)."""
+    n = len(v)
+    b = [sum(abs(x - z) for z in v) for x in v]
+    rows = []
+    for i in range(1, n + 1):
+        logits = [((n + 1 - 2 * i) * x - bx) / tau for x, bx in zip(v, b, strict=True)]
+        mx = max(logits)
+        e = [exp(x - mx) for x in logits]
+        rows.append([x / sum(e) for x in e])
+    return rows
+
+
+def test_tfr_neural_sort_with_mask() -> None:
+    """TF-Ranking losses_impl_test: neural_sort with masked items (rows of the real documents)."""
+    p = L.neural_sort(
+        torch.tensor([[3.0, 1.0, -1.0, 1000.0, 5.0, 2.0]]),
+        torch.tensor([[True, True, True, False, False, True]]),
+    )
+    expected = torch.tensor(
+        [
+            [0.72140, 0.01321, 0.00000, 0.0, 0.0, 0.26539],
+            [0.21183, 0.21183, 0.00053, 0.0, 0.0, 0.57581],
+            [0.01204, 0.65723, 0.08895, 0.0, 0.0, 0.24178],
+            [0.00004, 0.11849, 0.87557, 0.0, 0.0, 0.0059],
+        ]
+    )
+    torch.testing.assert_close(p[0, :4], expected, atol=1e-4, rtol=0)
+
+
+def test_tfr_neural_sort_cross_entropy_value() -> None:
+    """TF-Ranking: Σ_lists CE(NeuralSort(y), NeuralSort(s)) / n_real; the all-zero list is ignored."""
+    s = [[1.4, -2.8, -0.4], [0.0, 1.8, 10.2], [1.0, 1.2, -3.2]]
+    y = [[0.0, 2.0, 1.0], [1.0, 0.0, -3.0], [0.0, 0.0, 0.0]]
+
+    def ce(pt: list[list[float]], pp: list[list[float]]) -> float:
+        return sum(-a * log(b) for rt, rp in zip(pt, pp, strict=True) for a, b in zip(rt, rp, strict=True))
+
+    expected = ce(_py_neural_sort(y[0]), _py_neural_sort(s[0])) / 3
+    expected += ce(_py_neural_sort(y[1][:2]), _py_neural_sort(s[1][:2])) / 2
+    st, yt = t(*s), t(*y)
+    got = L.neural_sort_cross_entropy_loss(st, yt, yt >= 0, reduction="sum").item()
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_tfr_approx_mrr_values() -> None:
+    s = t([1.4, -2.8, -0.4], [0.0, 1.8, 10.2], [1.0, 1.2, -3.2])
+    y = t([0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 0.0, 0.0])
+    expected = -((1 / 2.0) + 1 / 2.0 * (1 / 3.0 + 1 / 1.0))
+    assert L.approx_mrr_loss(s, y, temperature=0.1, reduction="sum").item() == pytest.approx(
+        expected, abs=1e-5
+    )
+    w = torch.tensor([2.0, 1.0, 1.0], dtype=torch.float64)
+    expected_w = -(2 * 1 / 2.0 + 1 * 1 / 2.0 * (1 / 3.0 + 1 / 1.0))
+    assert L.approx_mrr_loss(s, y, weights=w, reduction="sum").item() == pytest.approx(expected_w, abs=1e-5)
+    # with a mask and temperature 1: rank of the relevant doc = 1 + σ(s_0 − s_2)
+    got = L.approx_mrr_loss(
+        t([1.0, 3.0, 2.0]), t([0.0, 0.0, 1.0]), torch.tensor([[True, False, True]]), temperature=1.0
+    )
+    assert got.item() == pytest.approx(-1.0 / (1.0 + sigmoid(1.0 - 2.0)))
+
+
 # ----------------------------------------------------------------------------- closed forms
 def test_softmax_gradient_closed_form() -> None:
     s = t([0.3, -1.2, 2.0, 0.5]).requires_grad_()
@@ -262,9 +324,12 @@ def test_neural_sort_closed_forms() -> None:
     p = L.neural_sort(s, temperature=tau)[0]
     torch.testing.assert_close(p[0], torch.softmax(s[0] / tau, 0))
     torch.testing.assert_close(p[1], torch.softmax(-s[0] / tau, 0))
-    # labels [1, 0]: true permutation = identity → loss = −log σ((s0 − s1)/τ)
+    # labels [1, 0]: target rows softmax(±y/τ); loss = mean over rows of −Σ_j P[i,j] log P̂[i,j]
+    a = sigmoid(1.0 / tau)
+    lp1, lp2 = torch.log_softmax(s[0] / tau, 0).tolist(), torch.log_softmax(-s[0] / tau, 0).tolist()
+    expected = -(a * lp1[0] + (1 - a) * lp1[1] + (1 - a) * lp2[0] + a * lp2[1]) / 2
     got = L.neural_sort_cross_entropy_loss(s, t([1.0, 0.0]), temperature=tau).item()
-    assert got == pytest.approx(-log(sigmoid((0.4 - 1.1) / tau)))
+    assert got == pytest.approx(expected)
     # hard limit: rows become the sorting permutation; padding ignored
     p0 = L.neural_sort(
         torch.tensor([[3.0, 1.0, 9.0, 2.0]]), torch.tensor([[True, True, False, True]]), temperature=1e-3

@@ -524,7 +524,10 @@ def approx_mrr_loss(
     gumbel_samples: int = 0,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """ApproxMRR (TF-Ranking): −Σ_{i: y_i > 0} 1 / r̂_i with the smooth ranks of ``approx_ndcg_loss``."""
+    """ApproxMRR: −(1/|R|) Σ_{i ∈ R} 1 / r̂_i over the relevant documents R = {y > 0}.
+
+    Smooth ranks as in ``approx_ndcg_loss``; equals TF-Ranking's ApproxMRR on binary labels.
+    """
     _check_temperature(temperature)
     s, y, m = _prep(scores, labels, mask)
     w_list, w_item = _item_weights(weights, s)
@@ -533,7 +536,8 @@ def approx_mrr_loss(
         s, y, m, _ = _gumbel(s, y, m, None, gumbel_samples, generator)
     rel = (y > 0) & m
     r = _approx_ranks(s, m, temperature)
-    loss = -torch.where(rel, 1.0 / r, torch.zeros_like(r)).sum(1)
+    n_rel = rel.sum(1).clamp_min(1).to(s.dtype)
+    loss = -torch.where(rel, 1.0 / r, torch.zeros_like(r)).sum(1) / n_rel
     return _reduce(*_sample_mean(loss, rel.any(1), gumbel_samples), w_list, reduction)
 
 
@@ -577,10 +581,10 @@ def neural_sort_cross_entropy_loss(
     gumbel_samples: int = 0,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """−(1/n) Σ_i Σ_j P[i, j] log P̂[i, j]: cross-entropy of NeuralSort rows against the label sort.
+    """−(1/n) Σ_i Σ_j P[i, j] log P̂[i, j]: row-wise cross-entropy of NeuralSort(s) against NeuralSort(y).
 
-    P is the label-sorted permutation matrix; a group of tied labels spreads its rows uniformly over
-    the group's documents.
+    As TF-Ranking, the target P = NeuralSort(labels) at the same temperature (soft; tied labels share
+    rows); n = number of real documents. Lists with no positive label get zero weight.
     """
     _check_temperature(temperature)
     s, y, m = _prep(scores, labels, mask)
@@ -589,9 +593,7 @@ def neural_sort_cross_entropy_loss(
     if gumbel_samples:
         s, y, m, _ = _gumbel(s, y, m, None, gumbel_samples, generator)
     rc = _rowcol(m, s.dtype)
-    ys = torch.sort(y.masked_fill(~m, float("-inf")), dim=1, descending=True).values
-    target = (ys[:, :, None] == y[:, None, :]).to(s.dtype) * rc
-    target = target / target.sum(2, keepdim=True).clamp_min(1.0)
+    target = torch.exp(_neural_sort_log(y, m, temperature)) * rc
     logp = _neural_sort_log(s, m, temperature).masked_fill(rc == 0, 0.0)
     loss = -(target * logp).sum((1, 2)) / m.sum(1).clamp_min(1).to(s.dtype)
     return _reduce(*_sample_mean(loss, (y > 0).any(1), gumbel_samples), w_list, reduction)
