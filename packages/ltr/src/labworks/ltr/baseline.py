@@ -5,6 +5,7 @@ bootstrap 95% interval on the per-query differences. Needs the optional ``lightg
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import os
@@ -48,11 +49,15 @@ def fit_lightgbm(train: RankingDataset, valid: RankingDataset, params: dict[str,
     import lightgbm as lgb
 
     model = lgb.LGBMRanker(n_estimators=1000, random_state=seed, verbose=-1, **params)
+    if "eval_X" in inspect.signature(model.fit).parameters:  # lightgbm >= 4.7
+        evals: dict[str, Any] = {"eval_X": (valid.features,), "eval_y": (valid.labels,)}
+    else:
+        evals = {"eval_set": [(valid.features, valid.labels)]}
     model.fit(
         train.features,
         train.labels,
         group=train.list_sizes,
-        eval_set=[(valid.features, valid.labels)],
+        **evals,
         eval_group=[valid.list_sizes],
         eval_at=[5],
         callbacks=[lgb.early_stopping(50, verbose=False)],
