@@ -133,6 +133,16 @@ def encode_groups(
     levels: list[tuple[Any, ...]] = []
     names: list[str] = []
     for name, col in cols:
+        if isinstance(col, pd.Series):  # factorize natively (Arrow strings, categoricals): no object copy
+            if n is not None and len(col) != n:
+                raise ValueError(f"inputs have mismatched lengths: sensitive feature {name!r}={len(col)}, y={n}")
+            if col.isna().any():
+                raise ValueError(f"sensitive feature {name!r} contains NaN/missing values")
+            codes, uniq = pd.factorize(col, sort=True)
+            all_codes.append(np.asarray(codes, dtype=np.int64))
+            levels.append(tuple(np.asarray(uniq).tolist()))
+            names.append(name)
+            continue
         arr: ArrayLike = as_1d(col, f"sensitive feature {name!r}")
         if n is not None and len(arr) != n:
             raise ValueError(f"inputs have mismatched lengths: sensitive feature {name!r}={len(arr)}, y={n}")
