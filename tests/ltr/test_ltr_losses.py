@@ -495,3 +495,12 @@ def test_bad_inputs() -> None:
         L.NDCGLambdaWeight(gain="cubic")
     with pytest.raises(ValueError, match="weights"):
         L.softmax_loss(s, y, weights=torch.ones(3))
+
+
+@pytest.mark.parametrize("fn", ALL, ids=name)
+def test_empty_batch_and_empty_lists(fn) -> None:  # type: ignore[no-untyped-def]
+    for shape in ((0, 4), (2, 0)):
+        x = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+        out = fn(x, torch.zeros(shape, dtype=torch.float64))
+        out.backward()
+        assert out.item() == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from pathlib import Path
 
@@ -262,7 +263,9 @@ def test_six_tool_table_on_shared_data(shared_data: Path) -> None:
     model = lgb.LGBMRanker(
         n_estimators=100, learning_rate=0.1, num_leaves=31, min_child_samples=50, verbose=-1
     )
-    model.fit(xtr, ytr, group=gtr, eval_set=[(xte, yte)], eval_group=[gte], eval_at=list(KS))
+    new_api = "eval_X" in inspect.signature(model.fit).parameters  # lightgbm >= 4.7 deprecates eval_set
+    evals = {"eval_X": (xte,), "eval_y": (yte,)} if new_api else {"eval_set": [(xte, yte)]}
+    model.fit(xtr, ytr, group=gtr, eval_group=[gte], eval_at=list(KS), **evals)
     pred = model.predict(xte)
     off = np.concatenate([[0], np.cumsum(gte)])
     scores = [pred[a:b] for a, b in itertools.pairwise(off)]
@@ -488,3 +491,12 @@ def test_numeric_doc_ids_and_neg_inf_with_ties() -> None:
     r = M.map(s2, y2, m2, preset="trec_eval", doc_ids=torch.cat([ids, torch.tensor([[0]])], 1))
     # ranking: 9(2), 7(1), 5(0), 2(3), 1(0) → AP = (1/1 + 2/2 + 3/4) / 3
     assert r.item() == pytest.approx((1 + 1 + 3 / 4) / 3, abs=TOL)
+
+
+def test_degenerate_batches() -> None:
+    assert torch.isnan(M.ndcg(torch.zeros(0, 5), torch.zeros(0, 5)))  # no query: mean is NaN
+    assert M.ndcg(torch.zeros(0, 5), torch.zeros(0, 5), reduction="none").shape == (0,)
+    assert M.opa(torch.zeros(0, 3), torch.zeros(0, 3), reduction="none").shape == (0,)
+    v = M.ndcg([np.array([0.5]), np.array([])], [np.array([1.0]), np.array([])], k=3, reduction="none")
+    assert v.tolist() == [1.0, 0.0]  # a query without documents is an empty query
+    assert M.precision([[0.1, 0.2]], [[1, 0]], k=100).item() == pytest.approx(0.01)  # P@k divides by k

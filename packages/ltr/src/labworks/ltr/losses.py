@@ -311,7 +311,7 @@ def _pairwise(
     ranks = _ranks(s, m) if need_ranks else None
     step = chunk_size or max(1, _PAIR_BUDGET // max(n * n, 1))
     losses, counts = [], []
-    for lo in range(0, s.shape[0], step):
+    for lo in range(0, max(s.shape[0], 1), step):
         sl, yl, ml = s[lo : lo + step], y[lo : lo + step], m[lo : lo + step]
         valid = ml[:, :, None] & ml[:, None, :]
         if all_pairs:
@@ -475,7 +475,7 @@ def _approx_ranks(s: Tensor, m: Tensor, temperature: float) -> Tensor:
     n = s.shape[1]
     step = max(1, _PAIR_BUDGET // max(n * n, 1))
     out = []
-    for lo in range(0, s.shape[0], step):
+    for lo in range(0, max(s.shape[0], 1), step):
         sl, ml = s[lo : lo + step], m[lo : lo + step]
         sig = torch.sigmoid((sl[:, None, :] - sl[:, :, None]) / temperature)
         valid = ml[:, None, :] & ~torch.eye(n, dtype=torch.bool, device=s.device)

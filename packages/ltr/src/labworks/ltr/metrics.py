@@ -404,6 +404,8 @@ def opa(
     c = _resolve(preset, empty=empty)
     s, y, m, _ = _prepare(scores, labels, mask)
     correct, pairs = [], []
+    correct.append(torch.zeros(0, dtype=torch.int64, device=s.device))
+    pairs.append(torch.zeros(0, dtype=torch.int64, device=s.device))
     for lo in range(0, s.shape[0], chunk_size):
         sl, yl, ml = s[lo : lo + chunk_size], y[lo : lo + chunk_size], m[lo : lo + chunk_size]
         valid = (yl[:, :, None] > yl[:, None, :]) & ml[:, :, None] & ml[:, None, :]
