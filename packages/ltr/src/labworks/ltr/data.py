@@ -324,7 +324,7 @@ class RankingDataset:
 
 def _parse_block(
     lines: Sequence[str], path: str, first_line: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Parse lines into (labels, qids|None, row_ptr, feature indices, values, comments)."""
     labels = np.empty(len(lines), dtype=np.float64)
     qids: list[str] = []

@@ -45,7 +45,9 @@ class MaskedBatchNorm(nn.Module):
         out = torch.zeros_like(x)
         real = x[mask]
         if self.training and real.shape[0] < 2:  # BN cannot estimate a variance from one document
-            out[mask] = (real - self.bn.running_mean) / torch.sqrt(self.bn.running_var + self.bn.eps)
+            mean, var = self.bn.running_mean, self.bn.running_var
+            assert mean is not None and var is not None
+            out[mask] = (real - mean) / torch.sqrt(var + self.bn.eps) * self.bn.weight + self.bn.bias
             return out
         out[mask] = self.bn(real)
         return out

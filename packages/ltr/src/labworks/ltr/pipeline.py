@@ -387,11 +387,12 @@ class _Shape:
 
 
 def _score_docs(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
-    inner = model.module if hasattr(model, "module") else model
-    if hasattr(model, "module"):  # route through DDP's forward so gradients are synchronised
-        mask = torch.ones(1, features.shape[0], dtype=torch.bool, device=features.device)
-        return model(features.unsqueeze(0), mask).squeeze(0)
-    return inner.score_docs(features)
+    if isinstance(model, DNNScorer):
+        return model.score_docs(features)
+    # DDP-wrapped: go through its forward so gradients are synchronised
+    mask = torch.ones(1, features.shape[0], dtype=torch.bool, device=features.device)
+    out: torch.Tensor = model(features.unsqueeze(0), mask).squeeze(0)
+    return out
 
 
 def _fmt(metrics: dict[str, float]) -> str:
@@ -411,7 +412,7 @@ class Ensemble:
         members = []
         for s in seeds:
             member_cfg = cfg.with_overrides({"seed": s, "out_dir": str(Path(cfg.out_dir) / f"seed{s}")})
-            pipe = Pipeline(member_cfg, **data)  # type: ignore[arg-type]
+            pipe = Pipeline(member_cfg, **data)
             pipe.fit()
             members.append(pipe)
         return cls(members)

@@ -46,10 +46,8 @@ def make_mslr_like(
     if not 1 <= min_list_size <= max_list_size:
         raise ValueError(f"need 1 <= min_list_size <= max_list_size, got {min_list_size}, {max_list_size}")
     rng = np.random.default_rng(seed)
-    sizes = np.clip(
-        np.round(rng.lognormal(np.log(median_list_size), 0.9, n_queries)), min_list_size, max_list_size
-    )
-    sizes = sizes.astype(np.int64)
+    raw = np.round(rng.lognormal(np.log(median_list_size), 0.9, n_queries))
+    sizes = np.clip(raw, min_list_size, max_list_size).astype(np.int64)
     n_docs = int(sizes.sum())
     qidx = np.repeat(np.arange(n_queries), sizes)
 
