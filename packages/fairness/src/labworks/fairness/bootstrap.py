@@ -119,13 +119,13 @@ class BootstrapResult:
             for kind in ("difference", "ratio"):
                 for m in metrics:
                     m = canonical_rate(m)
-                    est = self.point.compare(m, kind, method, ref)  # type: ignore[arg-type]
+                    est = self.point.compare(m, kind, method, ref)
                     lo, hi = self.comparison_interval(m, kind, method, ref, confidence)
                     rows.append(
                         {"measure": m, "kind": kind, "method": method, "value": est, "lower": lo, "upper": hi}
                     )
                 for agg in ("worst_case", "mean"):
-                    est = self.point.equalized_odds(kind, method, agg, ref)  # type: ignore[arg-type]
+                    est = self.point.equalized_odds(kind, method, agg, ref)
                     lo, hi = self.equalized_odds_interval(kind, method, agg, ref, confidence)
                     rows.append(
                         {

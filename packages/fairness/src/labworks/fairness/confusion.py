@@ -97,15 +97,18 @@ def confusion_cells(
                 minlength=4 * n_groups,
             )
         return w.cpu().numpy().reshape(n_groups, 4), cnt.cpu().numpy().reshape(n_groups, 4)
-    yt = np.asarray(y_true, dtype=np.int64)
-    yp = np.asarray(y_pred, dtype=np.int64)
-    idx = codes * 4 + (1 - yp) * 2 + (yp ^ yt)
-    cnt = np.bincount(idx, minlength=4 * n_groups)
+    yt_np = np.asarray(y_true, dtype=np.int64)
+    yp_np = np.asarray(y_pred, dtype=np.int64)
+    idx_np = np.asarray(codes) * 4 + (1 - yp_np) * 2 + (yp_np ^ yt_np)
+    cnt_np = np.bincount(idx_np, minlength=4 * n_groups)
+    w_np: np.ndarray
     if sample_weight is None:
-        w = cnt.astype(np.float64)
+        w_np = cnt_np.astype(np.float64)
     else:
-        w = np.bincount(idx, weights=np.asarray(sample_weight, dtype=np.float64), minlength=4 * n_groups)
-    return w.reshape(n_groups, 4), cnt.reshape(n_groups, 4)
+        w_np = np.bincount(
+            idx_np, weights=np.asarray(sample_weight, dtype=np.float64), minlength=4 * n_groups
+        )
+    return w_np.reshape(n_groups, 4), cnt_np.reshape(n_groups, 4)
 
 
 def rate_from_cells(cells: np.ndarray, name: str) -> np.ndarray:

@@ -135,7 +135,9 @@ def encode_groups(
     for name, col in cols:
         if isinstance(col, pd.Series):  # factorize natively (Arrow strings, categoricals): no object copy
             if n is not None and len(col) != n:
-                raise ValueError(f"inputs have mismatched lengths: sensitive feature {name!r}={len(col)}, y={n}")
+                raise ValueError(
+                    f"inputs have mismatched lengths: sensitive feature {name!r}={len(col)}, y={n}"
+                )
             if col.isna().any():
                 raise ValueError(f"sensitive feature {name!r} contains NaN/missing values")
             codes, uniq = pd.factorize(col, sort=True)

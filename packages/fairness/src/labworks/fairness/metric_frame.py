@@ -70,7 +70,7 @@ class MetricFrame:
             raise ValueError("control_features is not supported by labworks.fairness.MetricFrame yet")
         self._single = callable(metrics) and not isinstance(metrics, dict)
         funcs: dict[str, Callable[..., Any]] = (
-            {getattr(metrics, "__name__", "metric"): metrics} if self._single else dict(metrics)  # type: ignore[arg-type]
+            {getattr(metrics, "__name__", "metric"): metrics} if self._single else dict(metrics)  # type: ignore[arg-type,dict-item]
         )
         if not funcs:
             raise ValueError("metrics must be a callable or a non-empty dict of callables")

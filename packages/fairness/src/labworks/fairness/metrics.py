@@ -112,7 +112,7 @@ class GroupMetrics:
         return code
 
     def _warn_excluded(self, metric: str, valid: np.ndarray) -> None:
-        bad = [self.groups.label_str(i) for i in np.flatnonzero(~valid) if self.n[i] > 0]
+        bad = [self.groups.label_str(int(i)) for i in np.flatnonzero(~valid) if self.n[i] > 0]
         empty = int(((~valid) & (self.n == 0)).sum())
         if bad or empty:
             parts = []

@@ -136,7 +136,7 @@ def _run_report(
     ref = config.reference
     if ref is not None:
         gm.groups.code_of(ref)  # fail early, naming the groups
-    metrics = REPORT_METRICS
+    metrics: tuple[str, ...] = REPORT_METRICS
     if config.worldview:
         wv = get_worldview(config.worldview)
         metrics = tuple(dict.fromkeys((*wv.metrics, *REPORT_METRICS)))

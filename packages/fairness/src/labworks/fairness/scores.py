@@ -28,7 +28,7 @@ def _prep(
     sensitive_features: Any,
     sample_weight: ArrayLike | None,
     pos_label: Any,
-):
+) -> tuple[np.ndarray, np.ndarray, GroupIndex, np.ndarray, np.ndarray]:
     yt = as_1d(y_true, "y_true")
     s = to_numpy(as_1d(scores, "scores")).astype(np.float64)
     n = check_lengths(y_true=yt, scores=s)

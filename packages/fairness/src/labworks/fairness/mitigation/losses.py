@@ -151,6 +151,8 @@ class LagrangianFairness(nn.Module):
     Call ``term = lag(logits, y, groups)`` inside the loss, then ``lag.ascend()`` after the optimiser step.
     """
 
+    multiplier: torch.Tensor
+
     def __init__(
         self, penalty: FairnessPenalty, epsilon: float = 0.02, lr: float = 0.5, max_multiplier: float = 100.0
     ) -> None:
