@@ -32,18 +32,35 @@ def _is_ragged(x: ArrayLike) -> bool:
     return isinstance(x, list | tuple) and (len(x) == 0 or not np.isscalar(x[0]))
 
 
+def _scatter_rows(flat: Tensor, lengths: Tensor, fill: float) -> tuple[Tensor, Tensor]:
+    """Place concatenated rows ``flat (total, *tail)`` into ``(batch, max_len, *tail)`` + mask, no loop."""
+    b = lengths.shape[0]
+    n = int(lengths.max()) if b else 0
+    out = torch.full((b, n, *flat.shape[1:]), fill, dtype=flat.dtype)
+    mask = torch.zeros((b, n), dtype=torch.bool)
+    rows = torch.repeat_interleave(torch.arange(b), lengths)
+    starts = torch.cumsum(lengths, 0) - lengths
+    cols = torch.arange(flat.shape[0]) - torch.repeat_interleave(starts, lengths)
+    out[rows, cols] = flat
+    mask[rows, cols] = True
+    return out, mask
+
+
+def _as_tensor(x: ArrayLike) -> Tensor:
+    return x.detach().cpu() if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+
+
 def pad_sequences(
     seqs: Sequence[ArrayLike], *, dtype: torch.dtype, fill: float = 0.0
 ) -> tuple[Tensor, Tensor]:
-    """Pad per-query 1-D arrays into ``(batch, max_len)`` plus a bool mask ``(batch, max_len)``."""
-    parts = [torch.as_tensor(np.asarray(s) if not isinstance(s, Tensor) else s).reshape(-1) for s in seqs]
-    n = max((len(p) for p in parts), default=0)
-    out = torch.full((len(parts), n), fill, dtype=dtype)
-    mask = torch.zeros((len(parts), n), dtype=torch.bool)
-    for i, p in enumerate(parts):
-        out[i, : len(p)] = p.to(dtype)
-        mask[i, : len(p)] = True
-    return out, mask
+    """Pad per-query arrays ``(len_q, *tail)`` into ``(batch, max_len, *tail)`` plus a bool mask ``(batch, max_len)``."""
+    parts = [_as_tensor(x) for x in seqs]
+    parts = [p.reshape(-1) if p.ndim <= 1 else p for p in parts]
+    lengths = torch.tensor([p.shape[0] for p in parts], dtype=torch.int64)
+    if not parts:
+        return torch.zeros((0, 0), dtype=dtype), torch.zeros((0, 0), dtype=torch.bool)
+    flat = torch.cat([p.to(dtype) for p in parts])
+    return _scatter_rows(flat, lengths, fill)
 
 
 def _to_2d(x: ArrayLike, name: str, dtype: torch.dtype | None) -> tuple[Tensor, Tensor | None]:
@@ -77,12 +94,7 @@ def as_padded(
     s, m_s = _to_2d(scores, "scores", dtype)
     if labels_extra_dims:
         if _is_ragged(labels):
-            parts = [torch.as_tensor(np.asarray(p) if not isinstance(p, Tensor) else p) for p in labels]
-            n = max((p.shape[0] for p in parts), default=0)
-            tail = parts[0].shape[1:] if parts else ()
-            y = torch.zeros((len(parts), n, *tail), dtype=dtype or torch.float64)
-            for i, p in enumerate(parts):
-                y[i, : p.shape[0]] = p.to(y.dtype)
+            y, _ = pad_sequences(labels, dtype=dtype or torch.float64)
         else:
             y = labels if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
             if y.ndim == 1 + labels_extra_dims:
@@ -128,11 +140,10 @@ def doc_id_codes(doc_ids: ArrayLike, shape: torch.Size, device: torch.device) ->
         raise ValueError("doc_ids must hold one sequence of ids per query, no longer than the list")
     flat = np.array([d for r in rows for d in r], dtype=str)
     _, inverse = np.unique(flat, return_inverse=True)
-    codes = torch.zeros(shape, dtype=torch.int64)
-    start = 0
-    for i, r in enumerate(rows):
-        codes[i, : len(r)] = torch.from_numpy(inverse[start : start + len(r)].astype(np.int64))
-        start += len(r)
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.int64)
+    codes, _ = _scatter_rows(torch.from_numpy(inverse.astype(np.int64).reshape(-1)), lengths, 0)
+    if codes.shape[1] < shape[1]:
+        codes = torch.nn.functional.pad(codes, (0, shape[1] - codes.shape[1]))
     return codes.to(device)
 
 
