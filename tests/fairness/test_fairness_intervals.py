@@ -176,3 +176,12 @@ def test_plot_writes_png(tmp_path, synth):
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert isinstance(pd.read_csv, object)
+
+
+def test_plot_handles_degenerate_rates(tmp_path):
+    # TPR = 1 in every group and FPR = 0: interval ends coincide with the estimate (no negative error bars)
+    y = np.array([1, 1, 0, 0] * 30)
+    gm = lf.group_metrics(y, y, sensitive_features=np.repeat(["a", "b", "c"], 40))
+    tab = gm.table(["tpr", "fpr"], ci="wilson")
+    assert (tab.lower <= tab.value).all() and (tab.value <= tab.upper).all()
+    assert plot_group_rates(tab, tmp_path / "deg.png").stat().st_size > 1000

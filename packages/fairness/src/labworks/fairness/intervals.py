@@ -38,6 +38,7 @@ def wilson_interval(
         center = (p + z * z / (2 * nn)) / denom
         half = z / denom * np.sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn))
         lo, hi = np.clip(center - half, 0, 1), np.clip(center + half, 0, 1)
+        lo, hi = np.where(x <= 0, 0.0, np.minimum(lo, p)), np.where(x >= nn, 1.0, np.maximum(hi, p))
     bad = ~(nn > 0)
     return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
 

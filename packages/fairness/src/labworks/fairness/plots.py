@@ -49,7 +49,7 @@ def plot_group_rates(
         if {"lower", "upper"} <= set(t.columns):
             lo = t.reindex(groups)["lower"].to_numpy(dtype=float)
             hi = t.reindex(groups)["upper"].to_numpy(dtype=float)
-            err = np.vstack([vals - lo, hi - vals])
+            err = np.clip(np.vstack([vals - lo, hi - vals]), 0, None)  # rounding at p = 0 or 1
             ax.errorbar(vals, ypos, xerr=np.nan_to_num(err), fmt="o", color="C0", ecolor="C0", capsize=3)
         else:
             ax.plot(vals, ypos, "o", color="C0")
