@@ -217,3 +217,28 @@ def test_reweighing_matches_aif360_classic(binary):
     rw = Reweighing().fit(d["y_true"], prot)
     np.testing.assert_allclose(rw.transform(d["y_true"], prot), out.instance_weights, atol=TOL, rtol=0)
     assert rw.factors_.shape == (2, 2)
+
+
+def test_convention_table_lines_up_both_libraries(compas):
+    fm = pytest.importorskip("fairlearn.metrics")
+    d = compas[compas["race"].isin(["African-American", "Caucasian", "Hispanic"])]
+    y, p = d["y_true"], d["y_pred"].to_numpy()
+    gm = lf.group_metrics(y, p, sensitive_features=d["race"])
+    t = gm.convention_table("selection_rate", reference="Caucasian").set_index(["library", "method"])
+    assert t.loc[("fairlearn", "between_groups"), "difference"] == pytest.approx(
+        fm.demographic_parity_difference(y, p, sensitive_features=d["race"]), abs=TOL
+    )
+    assert t.loc[("fairlearn", "to_overall"), "ratio"] == pytest.approx(
+        fm.demographic_parity_ratio(y, p, sensitive_features=d["race"], method="to_overall"), abs=TOL
+    )
+    yi = _indexed(y, d["race"])
+    assert t.loc[("AIF360", "vs_reference"), "difference"] == pytest.approx(
+        am.statistical_parity_difference(yi, p, prot_attr="prot", priv_group="Caucasian"), abs=TOL
+    )
+    assert t.loc[("AIF360", "vs_reference"), "ratio"] == pytest.approx(
+        am.disparate_impact_ratio(yi, p, prot_attr="prot", priv_group="Caucasian"), abs=TOL
+    )
+    sr = dict(zip(gm.groups.labels(), gm.by_group("selection_rate"), strict=True))
+    aeq = t.loc[("Aequitas", "each group vs reference")]
+    assert aeq["ratio"].max() == pytest.approx(sr["African-American"] / sr["Caucasian"], abs=TOL)
+    assert aeq["ratio"].min() == pytest.approx(sr["Hispanic"] / sr["Caucasian"], abs=TOL)

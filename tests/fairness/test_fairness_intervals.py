@@ -185,3 +185,23 @@ def test_plot_handles_degenerate_rates(tmp_path):
     tab = gm.table(["tpr", "fpr"], ci="wilson")
     assert (tab.lower <= tab.value).all() and (tab.value <= tab.upper).all()
     assert plot_group_rates(tab, tmp_path / "deg.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_bootstrap_one_million_rows_is_fast_and_calibrated():
+    import time
+
+    rng = np.random.default_rng(0)
+    n = 1_000_000
+    g = rng.integers(0, 30, n)
+    y = rng.integers(0, 2, n)
+    p = np.where(rng.random(n) < 0.7, y, 1 - y)
+    gm = lf.group_metrics(y, p, sensitive_features=g)
+    t = time.perf_counter()
+    res = bootstrap(gm, 1000, seed=0)
+    lo, hi = res.comparison_interval("selection_rate")
+    assert time.perf_counter() - t < 5.0
+    sr = gm.by_group("selection_rate")
+    sd = np.nanstd(res.samples("selection_rate"), 0)
+    np.testing.assert_allclose(sd, np.sqrt(sr * (1 - sr) / gm.n), rtol=0.1)
+    assert lo < gm.difference("selection_rate") < hi

@@ -188,6 +188,34 @@ class GroupMetrics:
         f = self.compare("false_positive_rate", kind, method, reference)
         return _combine_eo(np.array(t), np.array(f), kind, method, agg).item()
 
+    def convention_table(self, metric: str, reference: Any = None) -> pd.DataFrame:
+        """The same disparity under every named convention, side by side (what each library would report).
+
+        Rows: fairlearn between_groups / to_overall, AIF360 privileged-vs-pooled-rest (with ``reference``) and the
+        Aequitas-style per-group ratio to the reference (min and max over groups, fair iff within [0.8, 1.25]).
+        """
+        metric = canonical_rate(metric)
+        rows = [
+            ("fairlearn", "between_groups", "max − min", self.difference(metric), "min / max", self.ratio(metric)),
+            ("fairlearn", "to_overall", "max |g − overall|", self.difference(metric, "to_overall"), "min fold(g / overall)", self.ratio(metric, "to_overall")),
+        ]  # fmt: skip
+        if reference is not None:
+            rows.append(("AIF360", "vs_reference", "rest − reference", self.difference(metric, "vs_reference", reference),
+                         "rest / reference", self.ratio(metric, "vs_reference", reference)))  # fmt: skip
+            per = self.vs_reference_by_group(metric, reference, "ratio")
+            diffs = self.vs_reference_by_group(metric, reference, "difference")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rows.append(("Aequitas", "each group vs reference", "largest |g − reference|",
+                             float(diffs[np.nanargmax(np.abs(diffs))]) if np.isfinite(diffs).any() else float("nan"),
+                             "min g / reference", float(np.nanmin(per)) if np.isfinite(per).any() else float("nan")))  # fmt: skip
+                rows.append(("Aequitas", "each group vs reference", "", float("nan"), "max g / reference",
+                             float(np.nanmax(per)) if np.isfinite(per).any() else float("nan")))  # fmt: skip
+        return pd.DataFrame(
+            rows,
+            columns=["library", "method", "difference_definition", "difference", "ratio_definition", "ratio"],
+        )
+
     # ---------------------------------------------------------------- tables
     def counts_table(self) -> pd.DataFrame:
         """Per group: n, positives, negatives, weighted n, and the min-count flag."""

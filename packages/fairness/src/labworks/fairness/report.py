@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -66,7 +67,10 @@ def _md_table(df: pd.DataFrame, index: bool = True) -> str:
     d = df.reset_index() if index else df
     head = "| " + " | ".join(map(str, d.columns)) + " |"
     sep = "|" + "|".join("---" for _ in d.columns) + "|"
-    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in d.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |"
+        for row in d.itertuples(index=False)
+    ]
     return "\n".join([head, sep, *body])
 
 
@@ -310,6 +314,10 @@ def _run_report(
     for method in ["between_groups", "to_overall"] + (["vs_reference"] if ref is not None else []):
         title = method + (f" (reference = {ref})" if method == "vs_reference" else "")
         md += [f"### {title}", "", _md_table(disp_rows(method)), ""]
+    md += ["### The same gaps under each library's convention", ""]
+    for m in ("selection_rate", "true_positive_rate"):
+        ct = gm.convention_table(m, ref)
+        md += [f"{m}:", "", _md_table(ct, index=False), ""]
     md += score_md
     md += ["## Impossibility check", "", imp.summary(config.worldview), "", _md_table(imp.table), ""]
     md += ["## Files", "", *[f"- `{k}`" for k in files], ""]
@@ -335,7 +343,8 @@ def _to_html(md: str, title: str) -> str:
         if ln.startswith("|"):
             rows = []
             while i < len(lines) and lines[i].startswith("|"):
-                rows.append([c.strip() for c in lines[i].strip("|").split("|")])
+                cells = re.split(r"(?<!\\)\|", lines[i].strip()[1:-1])
+                rows.append([c.strip().replace("\\|", "|") for c in cells])
                 i += 1
             out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>")
             out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[2:]]
