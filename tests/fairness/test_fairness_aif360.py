@@ -242,3 +242,32 @@ def test_convention_table_lines_up_both_libraries(compas):
     aeq = t.loc[("Aequitas", "each group vs reference")]
     assert aeq["ratio"].max() == pytest.approx(sr["African-American"] / sr["Caucasian"], abs=TOL)
     assert aeq["ratio"].min() == pytest.approx(sr["Hispanic"] / sr["Caucasian"], abs=TOL)
+
+
+@pytest.mark.parametrize("use_pred", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_smoothed_edf_matches(binary, use_pred, weighted):
+    d = binary
+    attrs = d[["race", "sex"]]
+    yi = pd.Series(d["y_true"].to_numpy(), index=pd.MultiIndex.from_frame(attrs))
+    p = d["y_pred"].to_numpy() if use_pred else None
+    w = d["weight"].to_numpy() if weighted else None
+    ref = am.smoothed_edf(yi, p, prot_attr=["race", "sex"], sample_weight=w)
+    ours = ac.smoothed_edf(d["y_true"], p, prot_attr=attrs, sample_weight=w)
+    assert ours == pytest.approx(ref, abs=TOL)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")
+def test_smoothed_edf_single_class_group_quirk():
+    y = pd.Series([1, 1, 1, 0, 1, 0], index=pd.Index(["a", "a", "a", "b", "b", "b"], name="g"))
+    ref = am.smoothed_edf(
+        y, prot_attr="g"
+    )  # group a has one class: AIF360 smooths with |R| = 1, r = 1, ε = inf
+    assert np.isinf(ref)
+    assert np.isinf(ac.smoothed_edf(y.to_numpy(), prot_attr=y.index.to_numpy()))
+    # textbook |R| = 2: r_a = (3 + 0.5) / 4, r_b = (1 + 0.5) / 4
+    ra, rb = 3.5 / 4, 1.5 / 4
+    expect = max(abs(np.log(ra) - np.log(rb)), abs(np.log(1 - ra) - np.log(1 - rb)))
+    assert ac.smoothed_edf(
+        y.to_numpy(), prot_attr=y.index.to_numpy(), convention="textbook"
+    ) == pytest.approx(expect, abs=TOL)
