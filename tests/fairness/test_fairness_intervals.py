@@ -205,3 +205,16 @@ def test_bootstrap_one_million_rows_is_fast_and_calibrated():
     sd = np.nanstd(res.samples("selection_rate"), 0)
     np.testing.assert_allclose(sd, np.sqrt(sr * (1 - sr) / gm.n), rtol=0.1)
     assert lo < gm.difference("selection_rate") < hi
+
+
+def test_bootstrap_statistic_of_a_mean_matches_normal_theory():
+    from labworks.fairness.bootstrap import bootstrap_statistic
+
+    x = np.random.default_rng(0).normal(size=2000)
+    est, lo, hi = bootstrap_statistic(lambda r: x[r].mean(), len(x), n_boot=1000, seed=1)
+    se = x.std() / np.sqrt(len(x))
+    assert est == pytest.approx(x.mean())
+    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.1)
+    assert lo < x.mean() < hi
+    with pytest.raises(ValueError):
+        bootstrap_statistic(lambda r: 0.0, 0)

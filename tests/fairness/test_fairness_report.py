@@ -51,6 +51,8 @@ def test_cli_report_writes_everything(tmp_path, csv_file, synth, fmt):
     m = (synth.race == "c") & (synth.sex == "M") & (synth.y_true == 1)
     assert row.value == pytest.approx(synth.loc[m, "y_pred"].mean(), abs=1e-12)
     assert row.boot_lower <= row.value <= row.boot_upper and row.wilson_lower <= row.value <= row.wilson_upper
+    auc = pd.read_csv(out / "auc.csv").set_index("group")
+    assert (auc.lower <= auc.auc).all() and (auc.auc <= auc.upper).all()
     disp = pd.read_csv(out / "disparities.csv")
     dpd = disp[
         (disp.measure == "selection_rate") & (disp.kind == "difference") & (disp.method == "between_groups")

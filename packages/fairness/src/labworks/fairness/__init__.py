@@ -5,7 +5,7 @@ AIF360-style signed privileged-group metrics live in :mod:`labworks.fairness.aif
 """
 
 from labworks.fairness.__about__ import __version__
-from labworks.fairness.bootstrap import BootstrapResult, bootstrap, bootstrap_ci
+from labworks.fairness.bootstrap import BootstrapResult, bootstrap, bootstrap_ci, bootstrap_statistic
 from labworks.fairness.comparators import METHODS
 from labworks.fairness.compat import (
     count,
@@ -85,6 +85,7 @@ __all__ = [
     "average_precision_by_group",
     "bootstrap",
     "bootstrap_ci",
+    "bootstrap_statistic",
     "calibration_by_group",
     "canonical_rate",
     "chouldechova_fpr",

@@ -297,3 +297,34 @@ def bootstrap_ci(
         min_count=min_count,
     )
     return bootstrap(gm, n_boot=n_boot, seed=seed, scheme=scheme, stratify=stratify)
+
+
+def bootstrap_statistic(
+    statistic: Any,
+    n: int,
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile bootstrap of any statistic of the rows (AUC by group, ECE, regression losses, …).
+
+    ``statistic(rows)`` receives an int index array (the resampled rows) and returns a float or an array.
+    Unlike :func:`bootstrap` this resamples rows in a loop (cost B × statistic), for statistics that are
+    not functions of the confusion cells.
+
+    Returns:
+        (estimate, lower, upper), each shaped like the statistic; replicates giving NaN are skipped.
+    """
+    if n_boot < 1 or n < 1:
+        raise ValueError(f"n_boot and n must be ≥ 1, got n_boot={n_boot}, n={n}")
+    rng = np.random.default_rng(seed)
+    est = np.asarray(statistic(np.arange(n)), dtype=np.float64)
+    reps = np.stack(
+        [np.asarray(statistic(rng.integers(0, n, size=n)), dtype=np.float64) for _ in range(n_boot)]
+    )
+    lo, hi = _quantiles(reps, confidence)
+    return est, lo, hi
+
+
+__all__ += ["bootstrap_statistic"]

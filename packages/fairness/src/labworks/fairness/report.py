@@ -15,7 +15,8 @@ import pandas as pd
 from pydantic import Field
 
 from labworks.core import Config, atomic_write_text, progress
-from labworks.fairness.bootstrap import bootstrap
+from labworks.fairness.bootstrap import bootstrap, bootstrap_statistic
+from labworks.fairness.groups import GroupIndex
 from labworks.fairness.confusion import canonical_rate
 from labworks.fairness.impossibility import get_worldview, impossibility_check
 from labworks.fairness.metrics import NotEstimableWarning, group_metrics
@@ -220,7 +221,30 @@ def _run_report(
             "max − min across groups",
             "Disparities across thresholds",
         )
-        score_md += ["## Scores", "", "ROC AUC per group:", "", _md_table(auc.to_frame()), ""]
+        codes = np.asarray(gm.groups.codes)
+        names = list(auc.index)
+
+        def _auc(rows: np.ndarray) -> np.ndarray:
+            a = auc_by_group(y[rows], s[rows], sensitive_features=GroupIndex(codes[rows], gm.groups.levels, gm.groups.names),
+                             sample_weight=None if w is None else w[rows])  # fmt: skip
+            return a.reindex(names).to_numpy()
+
+        n_auc = min(config.n_boot, 200)
+        _, a_lo, a_hi = bootstrap_statistic(
+            _auc, len(y), n_boot=n_auc, seed=config.seed, confidence=config.confidence
+        )
+        auc_tab = pd.DataFrame(
+            {"auc": auc.to_numpy(), "lower": a_lo, "upper": a_hi}, index=pd.Index(names, name="group")
+        )
+        files["auc.csv"] = atomic_write_text(out / "auc.csv", auc_tab.to_csv())
+        score_md += [
+            "## Scores",
+            "",
+            f"ROC AUC per group (bootstrap {int(config.confidence * 100)}% interval, B = {n_auc}):",
+            "",
+            _md_table(auc_tab),
+            "",
+        ]
         if lo >= 0 and hi <= 1:
             _, ece = calibration_by_group(y, s, sensitive_features=sf, sample_weight=w)
             score_md += [
