@@ -16,8 +16,8 @@ from pydantic import Field
 
 from labworks.core import Config, atomic_write_text, progress
 from labworks.fairness.bootstrap import bootstrap, bootstrap_statistic
-from labworks.fairness.groups import GroupIndex
 from labworks.fairness.confusion import canonical_rate
+from labworks.fairness.groups import GroupIndex
 from labworks.fairness.impossibility import get_worldview, impossibility_check
 from labworks.fairness.metrics import NotEstimableWarning, group_metrics
 from labworks.fairness.plots import plot_curves_by_group, plot_group_rates
