@@ -96,19 +96,24 @@ def test_bootstrap_matches_explicit_row_resampling():
     np.testing.assert_allclose(res.cells.std(0), naive.std(0), rtol=0.06)
 
 
-def test_weighted_chunked_path_close_to_exact(synth):
+def test_weighted_many_atom_paths_agree_with_exact(synth):
     d = synth.iloc[:3000]
     gm = lf.group_metrics(d["y_true"], d["y_pred"], sensitive_features=d["race"], sample_weight=d["weight"])
-    exact = bootstrap(gm, 1000, seed=0)  # ≤ 2e7 atom draws → exact multinomial
-    chunk = bootstrap(gm, 1000, seed=0, chunk_atoms=512, scheme="poisson", exact_max_atoms=0)
-    multi = bootstrap(gm, 1000, seed=0, chunk_atoms=512, exact_max_atoms=0, stratify=True)
-    strat = bootstrap(gm, 1000, seed=0, stratify=True)  # exact stratified multinomial
-    assert chunk.cells.shape == exact.cells.shape == multi.cells.shape
-    for r in (chunk, multi, strat):
+    exact = bootstrap(gm, 1000, seed=0)  # (B × atoms) multinomial matrix
+    gather = bootstrap(gm, 1000, seed=0, max_matrix=0)  # per-replicate index gather
+    poisson = bootstrap(gm, 1000, seed=0, chunk_atoms=512, scheme="poisson", max_matrix=0)
+    strat = bootstrap(gm, 1000, seed=0, stratify=True, max_matrix=0)
+    assert exact.cells.shape == gather.cells.shape == poisson.cells.shape == strat.cells.shape
+    for r in (gather, poisson, strat):
         np.testing.assert_allclose(
             np.nanstd(r.samples("tpr"), 0), np.nanstd(exact.samples("tpr"), 0), rtol=0.15
         )
         np.testing.assert_allclose(r.cells.mean(0), gm.cells, rtol=0.02)
+    np.testing.assert_allclose(gather.cells.sum((1, 2)).mean(), gm.cells.sum(), rtol=0.01)
+    # stratified resampling keeps each group's row count, so group totals vary far less than unstratified
+    assert (np.std(strat.cells.sum(2), 0) < 0.5 * np.std(gather.cells.sum(2), 0)).all()
+    with pytest.raises(ValueError, match="stratify"):
+        bootstrap(gm, 10, scheme="poisson", stratify=True, max_matrix=0)
 
 
 def test_bootstrap_close_to_fairlearn_intervals(synth):

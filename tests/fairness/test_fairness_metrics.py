@@ -338,7 +338,7 @@ def test_cuda_tensors_match_numpy(synth):
     assert ours.equalized_odds() == pytest.approx(ref.equalized_odds(), abs=TOL)
     from labworks.fairness.bootstrap import bootstrap
 
-    res = bootstrap(ref, 500, seed=0, exact_max_atoms=0, scheme="poisson", device="cuda")
+    res = bootstrap(ref, 500, seed=0, max_matrix=0, scheme="poisson", device="cuda")
     np.testing.assert_allclose(res.cells.mean(0), ref.cells, rtol=0.03)
 
 

@@ -6,8 +6,9 @@ atoms and M (A × 4G) is each atom's one-hot (group, cell) row times its weight.
 ``scheme="multinomial"`` R ~ Multinomial(n, m_a / n) — exactly the distribution of fairlearn's
 row resampling (``DataFrame.sample(frac=1, replace=True)``); ``scheme="poisson"`` draws R ~ Poisson(m_a),
 the Poisson bootstrap. Unweighted data has at most 4G atoms, so B = 1000 replicates of 1M rows cost
-microseconds after the one counting pass; continuous weights make every row an atom and the product
-runs in chunks (torch, any device) so the B × n weight matrix is never materialised.
+microseconds after the one counting pass. Continuous weights make every row an atom: the multinomial scheme
+then draws n row indices per replicate and segment-sums their weights (exact, torch on any device), and the
+Poisson scheme runs the product in chunks of atoms; neither materialises a B × n matrix.
 """
 
 from __future__ import annotations
@@ -161,6 +162,8 @@ def _atoms(gm: GroupMetrics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = np.arange(G4)
         keep = m > 0
         return k[keep], np.ones(int(keep.sum())), m[keep]
+    if len(np.unique(gm.sample_weight)) > 4096:  # continuous weights: every row is its own atom
+        return gm.row_index, gm.sample_weight, np.ones(len(gm.row_index), dtype=np.int64)
     key = pd.DataFrame({"k": gm.row_index, "w": gm.sample_weight})
     grouped = key.groupby(["k", "w"], sort=True).size()
     k = grouped.index.get_level_values(0).to_numpy().astype(np.int64)
@@ -176,33 +179,38 @@ def bootstrap(
     stratify: bool = False,
     device: str | torch.device | None = None,
     chunk_atoms: int = 65_536,
-    exact_max_atoms: int = 8192,
+    max_matrix: int = 20_000_000,
 ) -> BootstrapResult:
     """Bootstrap replicate cells (B, G, 4) for a GroupMetrics.
 
     Args:
         n_boot: replicates B.
-        seed: seeds numpy's PCG64 (and torch's generator on the chunked path).
+        seed: seeds numpy's PCG64 (and torch's generator on the many-atoms paths).
         scheme: "multinomial" (row resampling, as fairlearn) or "poisson".
         stratify: resample within each group (group sizes fixed), for tiny groups.
-        device: device of the chunked matmul used when atoms are many (weighted data).
-        exact_max_atoms: up to this many atoms the resample counts are drawn exactly in numpy.
+        device: torch device for the many-atoms paths (continuous weights).
+        max_matrix: largest B × atoms resample-count matrix drawn in one piece (numpy); above it the
+            many-atoms paths run (index counts per replicate, or chunked Poisson matmul).
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be ≥ 1, got {n_boot}")
     if scheme not in ("multinomial", "poisson"):
         raise ValueError(f"scheme must be 'multinomial' or 'poisson', got {scheme!r}")
+    if stratify and scheme != "multinomial":
+        raise ValueError("stratify=True is only available with scheme='multinomial'")
     k, w, m = _atoms(gm)
     G4 = 4 * gm.n_groups
     rng = np.random.default_rng(seed)
     A = len(k)
-    if exact_max_atoms >= A or (scheme == "multinomial" and not stratify and A * n_boot <= 2e7):
+    if A * n_boot <= max_matrix:
         R = _resample_counts(rng, m, k // 4 if stratify else None, n_boot, scheme)  # (B, A)
         M = np.zeros((A, G4))
         M[np.arange(A), k] = w
         cells = R @ M
+    elif scheme == "multinomial":
+        cells = _gather(k, w, m, n_boot, seed, stratify, G4, device)
     else:
-        cells = _chunked(k, w, m, n_boot, seed, scheme, stratify, G4, device, chunk_atoms)
+        cells = _chunked(k, w, m, n_boot, seed, G4, device, chunk_atoms)
     return BootstrapResult(cells=cells.reshape(n_boot, gm.n_groups, 4), point=gm, scheme=scheme, seed=seed)
 
 
@@ -222,53 +230,66 @@ def _resample_counts(
     return R
 
 
-def _chunked(
-    k: np.ndarray,
-    w: np.ndarray,
-    m: np.ndarray,
-    B: int,
-    seed: int,
-    scheme: str,
-    stratify: bool,
-    G4: int,
-    device: Any,
-    chunk: int,
+def _gather(
+    k: np.ndarray, w: np.ndarray, m: np.ndarray, B: int, seed: int, stratify: bool, G4: int, device: Any
 ) -> np.ndarray:
-    """Many atoms (continuous weights): Poisson counts per chunk of atoms, accumulated by one matmul each.
+    """Exact multinomial row resampling when atoms are many. Per replicate: draw n row indices (within each
+    group when stratified), count how often each row was drawn (c = bincount(idx)), and take the product of
+    those counts with the weighted one-hot (group, cell) rows as a segment sum, bincount(k, weights=w·c).
+    numpy on the CPU, torch on ``device``."""
+    k_rows, w_rows = np.repeat(k, m), np.repeat(w, m)
+    if stratify:
+        order = np.argsort(k_rows // 4, kind="stable")
+        k_rows, w_rows = k_rows[order], w_rows[order]
+    n = len(k_rows)
+    grp = k_rows // 4
+    sizes = np.bincount(grp, minlength=G4 // 4)
+    starts, row_sizes = (np.cumsum(sizes) - sizes)[grp], sizes[grp]
+    cells = np.empty((B, G4))
+    if device is None or torch.device(device).type == "cpu":
+        rng = np.random.default_rng(seed)
+        for b in range(B):
+            idx = (
+                starts + np.minimum((rng.random(n) * row_sizes).astype(np.int64), row_sizes - 1)
+                if stratify
+                else rng.integers(0, n, n)
+            )
+            c = np.bincount(idx, minlength=n)
+            cells[b] = np.bincount(k_rows, weights=w_rows * c, minlength=G4)
+        return cells
+    dev = torch.device(device)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    kt, wt = torch.as_tensor(k_rows, device=dev), torch.as_tensor(w_rows, device=dev, dtype=torch.float64)
+    st, sz = torch.as_tensor(starts, device=dev), torch.as_tensor(row_sizes, device=dev)
+    out = torch.empty(B, G4, dtype=torch.float64, device=dev)
+    for b in range(B):
+        if stratify:
+            u = torch.rand(n, generator=gen, device=dev, dtype=torch.float64)
+            idx = st + torch.minimum((u * sz).long(), sz - 1)
+        else:
+            idx = torch.randint(0, n, (n,), generator=gen, device=dev)
+        c = torch.bincount(idx, minlength=n).to(torch.float64)
+        out[b] = torch.bincount(kt, weights=wt * c, minlength=G4)
+    return out.cpu().numpy()
 
-    The multinomial scheme here draws Poisson counts and rescales each replicate (per stratum when
-    stratified) to the original total — the standard conditional approximation; exact multinomial draws
-    over n atoms would cost O(B·n) sequential binomials.
-    """
+
+def _chunked(
+    k: np.ndarray, w: np.ndarray, m: np.ndarray, B: int, seed: int, G4: int, device: Any, chunk: int
+) -> np.ndarray:
+    """Poisson bootstrap with many atoms: Poisson(m_a) counts per chunk of atoms, accumulated by one matmul
+    each with the chunk's weighted one-hot (group, cell) rows; the B × n count matrix is never materialised."""
     dev = torch.device(device) if device is not None else torch.device("cpu")
     gen = torch.Generator(device=dev).manual_seed(seed)
     kt = torch.as_tensor(k, device=dev)
     wt = torch.as_tensor(w, device=dev, dtype=torch.float64)
     mt = torch.as_tensor(m, device=dev, dtype=torch.float64)
-    n_strata = G4 // 4 if stratify else 1
-    strata = kt // 4 if stratify else torch.zeros_like(kt)
     cells = torch.zeros(B, G4, dtype=torch.float64, device=dev)
-    drawn = torch.zeros(B, n_strata, dtype=torch.float64, device=dev)
-    target = torch.zeros(n_strata, dtype=torch.float64, device=dev).index_add_(0, strata, mt)
     for s in range(0, len(k), chunk):
         sl = slice(s, s + chunk)
-        lam = mt[sl].expand(B, -1)
-        R = torch.poisson(lam, generator=gen)  # (B, chunk)
+        R = torch.poisson(mt[sl].expand(B, -1), generator=gen)  # (B, chunk)
         onehot = torch.zeros(R.shape[1], G4, dtype=torch.float64, device=dev)
         onehot[torch.arange(R.shape[1], device=dev), kt[sl]] = wt[sl]
         cells += R @ onehot
-        so = torch.zeros(R.shape[1], n_strata, dtype=torch.float64, device=dev)
-        so[torch.arange(R.shape[1], device=dev), strata[sl]] = 1.0
-        drawn += R @ so
-    if scheme == "multinomial":
-        scale = target / drawn.clamp_min(1.0)  # (B, S)
-        per_cell = scale[
-            :,
-            (torch.arange(G4, device=dev) // 4)
-            if stratify
-            else torch.zeros(G4, dtype=torch.int64, device=dev),
-        ]
-        cells = cells * per_cell
     return cells.cpu().numpy()
 
 
