@@ -123,3 +123,17 @@ def test_multiclass_one_vs_rest_macro(synth):
         assert tab.loc[g, "macro"] == pytest.approx(skm.recall_score(y[m], p[m], average="macro"), abs=TOL)
     with pytest.raises(ValueError, match="binary"):
         lf.group_metrics(y, p, sensitive_features=sf)
+
+
+def test_threshold_sweep_min_count_excludes_small_groups(synth):
+    y, s = synth["y_true"].to_numpy(), synth["score"].to_numpy()
+    g = np.where(np.arange(len(y)) < 8, "tiny", synth["race"].to_numpy())
+    sw = threshold_sweep(y, s, sensitive_features=g, thresholds=[0.3, 0.5, 0.7], min_count=20)
+    tiny = list(sw.groups.labels()).index("tiny")
+    assert np.isnan(sw.rate("tpr")[:, tiny]).all()
+    for j, t in enumerate([0.3, 0.5, 0.7]):
+        keep = g != "tiny"
+        ref = lf.group_metrics(y[keep], (s[keep] >= t).astype(int), sensitive_features=g[keep]).difference(
+            "tpr"
+        )
+        assert sw.disparity("tpr")[j] == pytest.approx(ref, abs=1e-12)

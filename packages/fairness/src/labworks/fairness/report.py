@@ -206,7 +206,12 @@ def _run_report(
         )
         lo, hi = float(np.min(s)), float(np.max(s))
         sweep = threshold_sweep(
-            y, s, sensitive_features=sf, thresholds=np.unique(np.linspace(lo, hi, 51)), sample_weight=w
+            y,
+            s,
+            sensitive_features=sf,
+            thresholds=np.unique(np.linspace(lo, hi, 51)),
+            sample_weight=w,
+            min_count=config.min_count,
         )
         files["sweep.csv"] = atomic_write_text(out / "sweep.csv", sweep.table().to_csv(index=False))
         curves = {

@@ -42,14 +42,25 @@ def _prep(
 
 
 class ThresholdSweep:
-    """Confusion cells for every (threshold, group): ``cells`` (T, G, 4); prediction = score ≥ threshold."""
+    """Confusion cells for every (threshold, group): ``cells`` (T, G, 4) weighted, ``counts`` (T, G, 4) rows;
+    prediction = score ≥ threshold. A rate is estimable where its denominator has ≥ ``min_count`` rows."""
 
-    def __init__(self, thresholds: np.ndarray, cells: np.ndarray, groups: GroupIndex) -> None:
+    def __init__(self, thresholds: np.ndarray, cells: np.ndarray, groups: GroupIndex, counts: np.ndarray | None = None, min_count: int = 1) -> None:  # fmt: skip
         self.thresholds, self.cells, self.groups = thresholds, cells, groups
+        self.counts = cells if counts is None else counts
+        self.min_count = min_count
+
+    def estimable(self, metric: str) -> np.ndarray:
+        """(T, G) bool mask: denominator rows ≥ min_count and positive weight."""
+        from labworks.fairness.confusion import parts_from_cells
+
+        return (parts_from_cells(self.counts, metric)[1] >= max(self.min_count, 1)) & (
+            parts_from_cells(self.cells, metric)[1] > 0
+        )
 
     def rate(self, metric: str) -> np.ndarray:
-        """(T, G) rate per threshold and group (NaN = empty denominator)."""
-        return rate_from_cells(self.cells, metric)
+        """(T, G) rate per threshold and group (NaN = not estimable)."""
+        return np.where(self.estimable(metric), rate_from_cells(self.cells, metric), np.nan)
 
     def overall(self, metric: str) -> np.ndarray:
         return rate_from_cells(self.cells.sum(1), metric)
@@ -89,7 +100,7 @@ class ThresholdSweep:
         from labworks.fairness.comparators import compare_cells
 
         ref = self.groups.code_of(reference) if method == "vs_reference" else None
-        return compare_cells(self.cells, metric, kind, method, reference=ref)  # type: ignore[arg-type]
+        return compare_cells(self.cells, metric, kind, method, valid=self.estimable(metric), reference=ref)  # type: ignore[arg-type]
 
 
 def threshold_sweep(
@@ -100,6 +111,7 @@ def threshold_sweep(
     thresholds: ArrayLike | int = 101,
     sample_weight: ArrayLike | None = None,
     pos_label: Any = 1,
+    min_count: int = 1,
 ) -> ThresholdSweep:
     """Every confusion rate per group at every threshold, in one sort-free pass.
 
@@ -119,13 +131,20 @@ def threshold_sweep(
     k = np.searchsorted(th, s, side="right")  # number of thresholds ≤ score: positive for j < k
     # histogram by (group, label, k) then reverse cumulative sums over k
     idx = (codes * 2 + y) * (T + 1) + k
-    h = np.bincount(idx, weights=w, minlength=G * 2 * (T + 1)).reshape(G, 2, T + 1)
-    above = np.cumsum(h[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]  # rows with k > j, j = 0..T-1
-    tot = h.sum(2, keepdims=True)
-    tp, fp = above[:, 1, :], above[:, 0, :]
-    fn, tn = tot[:, 1] - tp, tot[:, 0] - fp
-    cells = np.stack([tp, fp, tn, fn], axis=-1).transpose(1, 0, 2)  # (T, G, 4)
-    return ThresholdSweep(th, cells, groups)
+
+    def cells_of(weights: np.ndarray | None) -> np.ndarray:
+        h = (
+            np.bincount(idx, weights=weights, minlength=G * 2 * (T + 1))
+            .reshape(G, 2, T + 1)
+            .astype(np.float64)
+        )
+        above = np.cumsum(h[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]  # rows with k > j, j = 0..T-1
+        tot = h.sum(2, keepdims=True)
+        tp, fp = above[:, 1, :], above[:, 0, :]
+        fn, tn = tot[:, 1] - tp, tot[:, 0] - fp
+        return np.stack([tp, fp, tn, fn], axis=-1).transpose(1, 0, 2)  # (T, G, 4)
+
+    return ThresholdSweep(th, cells_of(w), groups, cells_of(None), min_count)
 
 
 def _roc_one(
