@@ -112,6 +112,12 @@ def test_weighted_many_atom_paths_agree_with_exact(synth):
     np.testing.assert_allclose(gather.cells.sum((1, 2)).mean(), gm.cells.sum(), rtol=0.01)
     # stratified resampling keeps each group's row count, so group totals vary far less than unstratified
     assert (np.std(strat.cells.sum(2), 0) < 0.5 * np.std(gather.cells.sum(2), 0)).all()
+    for st in (False, True):  # the torch implementation of the same paths (used for GPUs), run on the CPU
+        tr = bootstrap(gm, 400, seed=0, stratify=st, max_matrix=0, device="cpu")
+        np.testing.assert_allclose(tr.cells.mean(0), gm.cells, rtol=0.03)
+        np.testing.assert_allclose(
+            np.nanstd(tr.samples("tpr"), 0), np.nanstd(exact.samples("tpr"), 0), rtol=0.2
+        )
     with pytest.raises(ValueError, match="stratify"):
         bootstrap(gm, 10, scheme="poisson", stratify=True, max_matrix=0)
 

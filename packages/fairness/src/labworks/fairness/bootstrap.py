@@ -246,7 +246,7 @@ def _gather(
     sizes = np.bincount(grp, minlength=G4 // 4)
     starts, row_sizes = (np.cumsum(sizes) - sizes)[grp], sizes[grp]
     cells = np.empty((B, G4))
-    if device is None or torch.device(device).type == "cpu":
+    if device is None:  # numpy; an explicit device (also "cpu") takes the torch path below
         rng = np.random.default_rng(seed)
         for b in range(B):
             idx = (
@@ -265,11 +265,11 @@ def _gather(
     for b in range(B):
         if stratify:
             u = torch.rand(n, generator=gen, device=dev, dtype=torch.float64)
-            idx = st + torch.minimum((u * sz).long(), sz - 1)
+            tidx = st + torch.minimum((u * sz).long(), sz - 1)
         else:
-            idx = torch.randint(0, n, (n,), generator=gen, device=dev)
-        c = torch.bincount(idx, minlength=n).to(torch.float64)
-        out[b] = torch.bincount(kt, weights=wt * c, minlength=G4)
+            tidx = torch.randint(0, n, (n,), generator=gen, device=dev)
+        tc = torch.bincount(tidx, minlength=n).to(torch.float64)
+        out[b] = torch.bincount(kt, weights=wt * tc, minlength=G4)
     return out.cpu().numpy()
 
 
