@@ -205,3 +205,20 @@ def test_reweighing_reduces_disparity_of_trained_model(fitted):
     assert lf.demographic_parity_difference(
         y, rw, sensitive_features=d["race"]
     ) < lf.demographic_parity_difference(y, base, sensitive_features=d["race"])
+
+
+def test_penalty_momentum_keeps_groups_absent_from_a_batch():
+    pen = FairnessPenalty("demographic_parity", 2, temperature=1.0, momentum=0.9)
+    plain = FairnessPenalty("demographic_parity", 2, temperature=1.0)
+    full = (torch.tensor([3.0, 3.0, -3.0, -3.0]), torch.tensor([1, 0, 1, 0]), torch.tensor([0, 0, 1, 1]))
+    first = pen(*full)
+    assert float(first) == pytest.approx(float(plain(*full)), abs=1e-12)  # first batch: no history yet
+    logits = torch.tensor([3.0, 3.0], requires_grad=True)
+    only_a = (logits, torch.tensor([1, 0]), torch.tensor([0, 0]))
+    assert float(plain(*only_a).detach()) == 0.0  # one group in the batch: nothing to compare
+    gap = pen(*only_a)
+    assert float(gap.detach()) > 0.5  # group b is still known from the running cells
+    gap.backward()
+    assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="momentum"):
+        FairnessPenalty("demographic_parity", 2, momentum=1.0)

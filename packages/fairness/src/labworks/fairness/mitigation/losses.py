@@ -103,7 +103,12 @@ class FairnessPenalty(nn.Module):
         n_groups: number of groups (codes from :func:`labworks.fairness.encode_groups` on the full data).
         agg: for equalized odds, "worst_case" (max of the TPR and FPR gaps) or "mean".
         min_count: groups with fewer rows in the batch are left out (noisy estimates).
+        momentum: if > 0, the cells are an exponential moving average over batches (the current batch enters with
+            weight 1 − momentum and carries the gradient): rare groups absent from a batch still count.
     """
+
+    running_cells: torch.Tensor
+    running_counts: torch.Tensor
 
     def __init__(
         self,
@@ -114,12 +119,19 @@ class FairnessPenalty(nn.Module):
         agg: Literal["worst_case", "mean"] = "worst_case",
         reference: int | None = None,
         min_count: int = 1,
+        momentum: float = 0.0,
     ) -> None:
         super().__init__()
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; use one of {', '.join(CRITERIA)}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.criterion, self.n_groups, self.temperature = criterion, n_groups, temperature
         self.method, self.agg, self.reference, self.min_count = method, agg, reference, min_count
+        self.momentum = momentum
+        self.register_buffer("running_cells", torch.zeros(n_groups, 4, dtype=torch.float64))
+        self.register_buffer("running_counts", torch.zeros(n_groups, 2, dtype=torch.float64))
+        self._initialised = False
 
     def forward(
         self,
@@ -130,8 +142,22 @@ class FairnessPenalty(nn.Module):
     ) -> torch.Tensor:
         cells = soft_cells(logits, y_true, groups, self.n_groups, self.temperature, sample_weight)
         yv = y_true.to(torch.int64)
-        counts = torch.zeros(self.n_groups, 2, dtype=torch.int64, device=logits.device)
-        counts.index_put_((groups.to(torch.int64), yv), torch.ones_like(yv), accumulate=True)
+        counts = torch.zeros(self.n_groups, 2, dtype=torch.float64, device=logits.device)
+        counts.index_put_(
+            (groups.to(torch.int64), yv), torch.ones_like(yv, dtype=torch.float64), accumulate=True
+        )
+        if self.momentum > 0:
+            rc = self.running_cells.to(device=cells.device, dtype=cells.dtype)
+            rn = self.running_counts.to(counts.device)
+            if self._initialised:
+                cells = self.momentum * rc + (1 - self.momentum) * cells
+                counts = self.momentum * rn + (1 - self.momentum) * counts
+            with torch.no_grad():
+                self.running_cells.copy_(cells.detach().to(self.running_cells.dtype))
+                self.running_counts.copy_(counts.to(self.running_counts.dtype))
+            self._initialised = True
+            # an EMA count of c rows stands for about c / (1 − momentum) rows over the window
+            counts = counts / (1 - self.momentum)
         gaps = []
         for m in CRITERIA[self.criterion]:
             if m == "true_positive_rate":
