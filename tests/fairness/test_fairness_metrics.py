@@ -362,3 +362,49 @@ def test_equalized_odds_not_estimable_if_one_side_is():
     with pytest.warns(lf.NotEstimableWarning):
         assert np.isnan(lf.equalized_odds_difference(y, p, sensitive_features=g))
     assert lf.metric_difference(y, p, sensitive_features=g, metric="fpr") == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_metric_frame_control_features_match_fairlearn(synth, single):
+    from sklearn.metrics import recall_score
+
+    y, p, w = synth["y_true"], synth["y_pred"], synth["weight"]
+    if single:
+        ours_m, ref_m, sp = lf.selection_rate, fm.selection_rate, {"sample_weight": w}
+    else:
+        ours_m = {"sr": lf.selection_rate, "tpr": lf.true_positive_rate, "rec": recall_score}
+        ref_m = {"sr": fm.selection_rate, "tpr": fm.true_positive_rate, "rec": recall_score}
+        sp = {k: {"sample_weight": w} for k in ours_m}
+    kw = {
+        "y_true": y,
+        "y_pred": p,
+        "sensitive_features": synth["race"],
+        "control_features": synth[["sex", "age_band"]],
+        "sample_params": sp,
+    }
+    ours, ref = lf.MetricFrame(metrics=ours_m, **kw), fm.MetricFrame(metrics=ref_m, **kw)
+    check = pd.testing.assert_series_equal if single else pd.testing.assert_frame_equal
+    check(ours.by_group.astype(float), ref.by_group.astype(float), atol=TOL, rtol=0)
+    check(ours.overall.astype(float), ref.overall.astype(float), atol=TOL, rtol=0)
+    for method in ["between_groups", "to_overall"]:
+        check(ours.difference(method=method), ref.difference(method=method), atol=TOL, rtol=0)
+        check(ours.ratio(method=method), ref.ratio(method=method), atol=TOL, rtol=0)
+    check(ours.group_min().astype(float), ref.group_min().astype(float), atol=TOL, rtol=0)
+    check(ours.group_max().astype(float), ref.group_max().astype(float), atol=TOL, rtol=0)
+    assert ours.control_levels == ["sex", "age_band"]
+    with pytest.raises(ValueError, match="control_features"):
+        ours.difference(method="vs_reference", reference="a")
+
+
+def test_metric_frame_unnamed_control_feature_and_intervals(synth):
+    d = synth.iloc[:1500]
+    kw = {"y_true": d["y_true"].to_numpy(), "y_pred": d["y_pred"].to_numpy(), "sensitive_features": d["race"].to_numpy(),
+          "control_features": d["sex"].to_numpy()}  # fmt: skip
+    ours = lf.MetricFrame(metrics=lf.selection_rate, n_boot=20, ci_quantiles=[0.1, 0.9], random_state=0, **kw)
+    ref = fm.MetricFrame(metrics=fm.selection_rate, **kw)
+    assert (
+        ours.by_group.index.names == ref.by_group.index.names == ["control_feature_0", "sensitive_feature_0"]
+    )
+    pd.testing.assert_series_equal(ours.difference(), ref.difference(), atol=TOL, rtol=0)
+    lo, hi = ours.difference_ci()
+    assert list(lo.index) == ["F", "M"] and (lo <= hi).all()

@@ -45,7 +45,7 @@ class MetricFrame:
         metrics: a callable or a dict name → callable, each ``f(y_true, y_pred, **params)``.
         y_true, y_pred: (n,) arrays.
         sensitive_features: one or several columns (cartesian groups).
-        control_features: not supported (ValueError if given).
+        control_features: one or several columns; results are then given per control level (as fairlearn).
         sample_params: params per metric (``{"sample_weight": w}`` or ``{name: {...}}`` for a dict of metrics);
             arrays of length n are split by group.
         n_boot, ci_quantiles, random_state: bootstrap intervals (as fairlearn 0.15).
@@ -66,8 +66,6 @@ class MetricFrame:
         random_state: int | None = None,
         min_count: int = 1,
     ) -> None:
-        if control_features is not None:
-            raise ValueError("control_features is not supported by labworks.fairness.MetricFrame yet")
         self._single = callable(metrics) and not isinstance(metrics, dict)
         funcs: dict[str, Callable[..., Any]] = (
             {getattr(metrics, "__name__", "metric"): metrics} if self._single else dict(metrics)  # type: ignore[arg-type,dict-item]
@@ -79,7 +77,22 @@ class MetricFrame:
         self._yp = to_numpy(as_1d(y_pred, "y_pred"))
         self._n = check_lengths(y_true=self._yt, y_pred=self._yp)
         self._sf = sensitive_features
-        self._groups = encode_groups(sensitive_features, n=self._n)
+        self._sgroups = encode_groups(sensitive_features, n=self._n)
+        self._cgroups: GroupIndex | None = None
+        self._groups = self._sgroups
+        if control_features is not None:
+            cg = encode_groups(control_features, n=self._n)
+            names = tuple(nm.replace("sensitive_feature_", "control_feature_", 1) for nm in cg.names)
+            self._cgroups = GroupIndex(cg.codes, cg.levels, names)
+            if set(names) & set(self._sgroups.names):
+                raise ValueError(
+                    f"control and sensitive feature names overlap: {sorted(set(names) & set(self._sgroups.names))}"
+                )
+            self._groups = GroupIndex(
+                np.asarray(cg.codes) * self._sgroups.n_groups + np.asarray(self._sgroups.codes),
+                cg.levels + self._sgroups.levels,
+                names + self._sgroups.names,
+            )
         self._params = self._split_params(sample_params)
         self._min_count = min_count
         self._by_group, self._overall = self._compute(np.arange(self._n), first=True)
@@ -127,7 +140,11 @@ class MetricFrame:
                     min_count=self._min_count,
                 )
                 cols[name] = gm.by_group(fast)
-                overall[name] = gm.overall(fast)
+                if self._cgroups is None:
+                    overall[name] = gm.overall(fast)
+                else:
+                    cgm = group_metrics(yt, yp, sensitive_features=self._control_index(rows), sample_weight=sw, pos_label=pos, min_count=self._min_count)  # fmt: skip
+                    overall[name] = cgm.by_group(fast)
             else:
                 vals = np.full(self._groups.n_groups, np.nan, dtype=object)
                 for g in np.unique(codes):
@@ -138,11 +155,41 @@ class MetricFrame:
                     }
                     vals[g] = f(yt[m], yp[m], **sub)
                 cols[name] = _maybe_float(vals)
-                overall[name] = f(yt, yp, **params)
-        return pd.DataFrame(cols, index=index), pd.Series(overall)
+                if self._cgroups is None:
+                    overall[name] = f(yt, yp, **params)
+                else:
+                    cc = np.asarray(self._cgroups.codes)[rows]
+                    ov = np.full(self._cgroups.n_groups, np.nan, dtype=object)
+                    for c in np.unique(cc):
+                        m = cc == c
+                        sub = {
+                            k: (v[m] if isinstance(v, np.ndarray) and len(v) == len(rows) else v)
+                            for k, v in params.items()
+                        }
+                        ov[c] = f(yt[m], yp[m], **sub)
+                    overall[name] = _maybe_float(ov)
+        if self._cgroups is None:
+            return pd.DataFrame(cols, index=index), pd.Series(overall)
+        return pd.DataFrame(cols, index=index), pd.DataFrame(overall, index=self._cgroups.pandas_index())
+
+    def _control_index(self, rows: np.ndarray) -> GroupIndex:
+        assert self._cgroups is not None
+        return GroupIndex(np.asarray(self._cgroups.codes)[rows], self._cgroups.levels, self._cgroups.names)
+
+    def _by_control(self, x: pd.DataFrame, how: str) -> Any:
+        """Aggregate over the sensitive levels: per control level when control features are given."""
+        if self._cgroups is None:
+            return getattr(x, how)()
+        return getattr(x.groupby(level=list(self._cgroups.names)), how)()
+
+    def _overall_aligned(self, bg: pd.DataFrame, ov: Any) -> Any:
+        if self._cgroups is None:
+            return ov.astype(float)
+        keys = bg.index.droplevel(list(self._sgroups.names))
+        return pd.DataFrame(ov.astype(float).reindex(keys).to_numpy(), index=bg.index, columns=bg.columns)
 
     def _bootstrap(self, n_boot: int, random_state: int | None) -> list[tuple[pd.DataFrame, pd.Series]]:
-        fast = self._fast_bootstrap(n_boot, random_state)
+        fast = self._fast_bootstrap(n_boot, random_state) if self._cgroups is None else None
         if fast is not None:
             return fast
         rng = np.random.default_rng(random_state)
@@ -201,7 +248,11 @@ class MetricFrame:
 
     @property
     def sensitive_levels(self) -> list[str]:
-        return list(self._groups.names)
+        return list(self._sgroups.names)
+
+    @property
+    def control_levels(self) -> list[str] | None:
+        return None if self._cgroups is None else list(self._cgroups.names)
 
     @property
     def counts(self) -> pd.Series:
@@ -212,25 +263,29 @@ class MetricFrame:
         )
 
     def group_min(self, errors: str = "raise") -> Any:
-        return self._shape(self._by_group.apply(lambda c: pd.to_numeric(c, errors="coerce")).min())
+        return self._shape(
+            self._by_control(self._by_group.apply(lambda c: pd.to_numeric(c, errors="coerce")), "min")
+        )
 
     def group_max(self, errors: str = "raise") -> Any:
-        return self._shape(self._by_group.apply(lambda c: pd.to_numeric(c, errors="coerce")).max())
+        return self._shape(
+            self._by_control(self._by_group.apply(lambda c: pd.to_numeric(c, errors="coerce")), "max")
+        )
 
     def _diff(self, bg: pd.DataFrame, ov: pd.Series, method: str, reference: Any) -> pd.Series:
         bg = bg.apply(lambda c: pd.to_numeric(c, errors="coerce"))
         if method == "between_groups":
-            return bg.max() - bg.min()
+            return self._by_control(bg, "max") - self._by_control(bg, "min")
         if method == "to_overall":
-            return (bg - ov.astype(float)).abs().max()
+            return self._by_control((bg - self._overall_aligned(bg, ov)).abs(), "max")
         raise ValueError("use difference(method='vs_reference', reference=...)")
 
     def _ratio(self, bg: pd.DataFrame, ov: pd.Series, method: str, reference: Any) -> pd.Series:
         bg = bg.apply(lambda c: pd.to_numeric(c, errors="coerce"))
         if method == "between_groups":
-            return bg.min() / bg.max()
+            return self._by_control(bg, "min") / self._by_control(bg, "max")
         if method == "to_overall":
-            return _fold(bg / ov.astype(float)).min()
+            return self._by_control(_fold(bg / self._overall_aligned(bg, ov)), "min")
         raise ValueError("use ratio(method='vs_reference', reference=...)")
 
     def difference(
@@ -250,9 +305,11 @@ class MetricFrame:
         return self._shape(self._ratio(self._by_group, self._overall, method, reference))
 
     def _vs_reference(self, kind: str, reference: Any) -> pd.Series:
-        code = self._groups.code_of(reference)
-        ref_rows = np.flatnonzero(self._groups.codes == code)
-        rest_rows = np.flatnonzero(self._groups.codes != code)
+        if self._cgroups is not None:
+            raise ValueError("method='vs_reference' is not available together with control_features")
+        code = self._sgroups.code_of(reference)
+        ref_rows = np.flatnonzero(self._sgroups.codes == code)
+        rest_rows = np.flatnonzero(self._sgroups.codes != code)
         out = {}
         for name, f in self._funcs.items():
             vals = []
