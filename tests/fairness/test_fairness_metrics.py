@@ -408,3 +408,15 @@ def test_metric_frame_unnamed_control_feature_and_intervals(synth):
     pd.testing.assert_series_equal(ours.difference(), ref.difference(), atol=TOL, rtol=0)
     lo, hi = ours.difference_ci()
     assert list(lo.index) == ["F", "M"] and (lo <= hi).all()
+
+
+def test_smoothed_rates_shrink_small_groups():
+    y = np.array([1] * 50 + [0] * 50 + [1, 1])
+    p = np.array([1] * 25 + [0] * 25 + [1] * 10 + [0] * 40 + [1, 1])
+    g = np.array(["big"] * 100 + ["tiny"] * 2)
+    gm = lf.group_metrics(y, p, sensitive_features=g)
+    sr = gm.smoothed_by_group("selection_rate", strength=10)
+    overall = 37 / 102
+    assert sr[1] == pytest.approx((2 + 10 * overall) / (2 + 10), abs=TOL)
+    assert sr[0] == pytest.approx((35 + 10 * overall) / (100 + 10), abs=TOL)
+    np.testing.assert_allclose(gm.smoothed_by_group("tpr", 0), gm.by_group("tpr"), atol=TOL)

@@ -92,6 +92,17 @@ class GroupMetrics:
         """(G,) rate per group; NaN where not estimable (never a silent 0)."""
         return np.where(self.estimable(metric), rate_from_cells(self.cells, metric), np.nan)
 
+    def smoothed_by_group(self, metric: str, strength: float = 10.0) -> np.ndarray:
+        """(G,) rates shrunk towards the overall rate: (num + s·r_overall) / (den + s) — a Beta prior worth
+        ``strength`` pseudo-rows centred on the overall rate (empirical Bayes), for small intersectional groups.
+        Groups with an empty denominator get the overall rate; flags from :meth:`estimable` still apply."""
+        if strength < 0:
+            raise ValueError(f"strength must be non-negative, got {strength}")
+        num, den = parts_from_cells(self.cells, metric)
+        prior = self.overall(metric)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (num + strength * prior) / (den + strength)
+
     def overall(self, metric: str) -> float:
         return float(rate_from_cells(self.cells.sum(0), metric))
 
