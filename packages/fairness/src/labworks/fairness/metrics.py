@@ -17,9 +17,8 @@ import pandas as pd
 import torch
 
 from labworks.fairness._inputs import ArrayLike, as_1d, as_weights, binarize, check_lengths, first_tensor
-from labworks.fairness.comparators import check_method, compare_cells, compare_values
+from labworks.fairness.comparators import check_method, compare_cells
 from labworks.fairness.confusion import (
-    RATES,
     canonical_rate,
     confusion_cells,
     parts_from_cells,
@@ -382,13 +381,3 @@ def row_cell_index(codes: Any, y_true: Any, y_pred: Any) -> np.ndarray:
     )
     t, p = t.astype(np.int64), p.astype(np.int64)
     return c.astype(np.int64) * 4 + (1 - p) * 2 + (p ^ t)
-
-
-def rates_available() -> list[str]:
-    return list(RATES)
-
-
-__all__ += ["rates_available"]
-
-# Exported for tests of the comparator plumbing.
-_compare_values = compare_values
