@@ -420,3 +420,45 @@ def test_smoothed_rates_shrink_small_groups():
     assert sr[1] == pytest.approx((2 + 10 * overall) / (2 + 10), abs=TOL)
     assert sr[0] == pytest.approx((35 + 10 * overall) / (100 + 10), abs=TOL)
     np.testing.assert_allclose(gm.smoothed_by_group("tpr", 0), gm.by_group("tpr"), atol=TOL)
+
+
+@pytest.mark.filterwarnings("ignore::labworks.fairness.metrics.NotEstimableWarning")
+@pytest.mark.parametrize("seed", range(25))
+def test_random_small_data_matches_fairlearn(seed):
+    """Many tiny random data sets (2–5 groups, 1–2 features, weights): equal to fairlearn wherever every
+    group's denominator is non-empty, and flagged (NaN) exactly where fairlearn would report a silent 0."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(15, 60))
+    y, p = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    sf = pd.DataFrame({"a": rng.choice(list("xyzuv")[: rng.integers(2, 6)], n), "b": rng.integers(0, 2, n)})
+    sf = sf[["a"]] if seed % 2 else sf
+    w = rng.uniform(0.1, 3, n) if seed % 3 else None
+    for method in ["between_groups", "to_overall"]:
+        for name in ["demographic_parity_difference", "demographic_parity_ratio"]:
+            assert getattr(lf, name)(
+                y, p, sensitive_features=sf, method=method, sample_weight=w
+            ) == pytest.approx(
+                getattr(fm, name)(y, p, sensitive_features=sf, method=method, sample_weight=w),
+                abs=TOL,
+                nan_ok=True,
+            )
+    gm = lf.group_metrics(y, p, sensitive_features=sf, sample_weight=w)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = lf.equalized_odds_difference(y, p, sensitive_features=sf, sample_weight=w)
+        ref_frame = fm.MetricFrame(
+            metrics={"tpr": fm.true_positive_rate, "fpr": fm.false_positive_rate},
+            y_true=y, y_pred=p, sensitive_features=sf, sample_params={k: {"sample_weight": w} for k in ("tpr", "fpr")},
+        ).by_group  # fmt: skip
+    # expected: fairlearn's per-group rates restricted to groups whose denominator is non-empty; a side with an
+    # excluded group and fewer than two usable groups cannot be compared (NaN), and NaN propagates through the max
+    gaps = []
+    for col, den in (("tpr", gm.positives), ("fpr", gm.negatives)):
+        usable = den > 0
+        vals = ref_frame[col].to_numpy(dtype=float)[usable]
+        excluded = bool(((den == 0) & (gm.n > 0)).any())
+        gaps.append(np.nan if len(vals) == 0 or (excluded and len(vals) < 2) else vals.max() - vals.min())
+    expected = np.nan if np.isnan(gaps).any() else max(gaps)
+    assert ours == pytest.approx(expected, abs=TOL, nan_ok=True)
