@@ -57,6 +57,7 @@ from labworks.fairness.report import ReportConfig, run_report
 from labworks.fairness.scores import (
     auc_by_group,
     average_precision_by_group,
+    bias_auc_by_group,
     calibration_by_group,
     pr_curve_by_group,
     roc_curve_by_group,
@@ -83,6 +84,7 @@ __all__ = [
     "__version__",
     "auc_by_group",
     "average_precision_by_group",
+    "bias_auc_by_group",
     "bootstrap",
     "bootstrap_ci",
     "bootstrap_statistic",

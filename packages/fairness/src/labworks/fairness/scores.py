@@ -15,6 +15,7 @@ from labworks.fairness.groups import GroupIndex, encode_groups
 __all__ = [
     "ThresholdSweep",
     "auc_by_group",
+    "bias_auc_by_group",
     "calibration_by_group",
     "pr_curve_by_group",
     "roc_curve_by_group",
@@ -307,3 +308,41 @@ def calibration_by_group(
             )
     del G
     return pd.DataFrame(rows), pd.Series(ece, name="ece")
+
+
+def _auc_weighted(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> float:
+    if y.min() == y.max():
+        return float("nan")
+    tps, fps, _, P, N = _roc_one(y, s, w)
+    return float(np.trapezoid(np.r_[0.0, tps / P], np.r_[0.0, fps / N]))
+
+
+def bias_auc_by_group(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    sensitive_features: Any,
+    sample_weight: ArrayLike | None = None,
+    pos_label: Any = 1,
+) -> pd.DataFrame:
+    """Per group: subgroup AUC, BPSN AUC (background positives vs subgroup negatives) and BNSP AUC (background
+    negatives vs subgroup positives) — Borkan et al.'s score-based bias AUCs. Low BPSN: the group's negatives
+    score high (false-positive bias); low BNSP: its positives score low (false-negative bias)."""
+    y, s, groups, codes, w = _prep(y_true, scores, sensitive_features, sample_weight, pos_label)
+    rows = []
+    for g in range(groups.n_groups):
+        m = codes == g
+        if not m.any():
+            continue
+        bpsn = (~m & (y == 1)) | (m & (y == 0))
+        bnsp = (~m & (y == 0)) | (m & (y == 1))
+        rows.append(
+            {
+                "group": groups.label_str(g),
+                "n": int(m.sum()),
+                "subgroup_auc": _auc_weighted(y[m], s[m], w[m]),
+                "bpsn_auc": _auc_weighted(y[bpsn], s[bpsn], w[bpsn]),
+                "bnsp_auc": _auc_weighted(y[bnsp], s[bnsp], w[bnsp]),
+            }
+        )
+    return pd.DataFrame(rows).set_index("group")
