@@ -43,6 +43,7 @@ from labworks.fairness.measures import (
 from labworks.fairness.metric_frame import MetricFrame
 from labworks.fairness.metrics import DEFAULT_METRICS, GroupMetrics, NotEstimableWarning, group_metrics
 from labworks.fairness.mitigation import (
+    CalibratedEqualizedOdds,
     ExponentiatedGradient,
     FairnessPenalty,
     LagrangianFairness,
@@ -70,6 +71,7 @@ __all__ = [
     "RATES",
     "WORLDVIEWS",
     "BootstrapResult",
+    "CalibratedEqualizedOdds",
     "ExponentiatedGradient",
     "FairnessPenalty",
     "GroupIndex",

@@ -7,11 +7,16 @@ from labworks.fairness.mitigation.losses import (
     soft_disparity,
     soft_rate,
 )
-from labworks.fairness.mitigation.postprocessing import GroupPolicy, ThresholdOptimizer
+from labworks.fairness.mitigation.postprocessing import (
+    CalibratedEqualizedOdds,
+    GroupPolicy,
+    ThresholdOptimizer,
+)
 from labworks.fairness.mitigation.reductions import ExponentiatedGradient
 from labworks.fairness.mitigation.reweighing import Reweighing, reweighing_weights
 
 __all__ = [
+    "CalibratedEqualizedOdds",
     "ExponentiatedGradient",
     "FairnessPenalty",
     "GroupPolicy",

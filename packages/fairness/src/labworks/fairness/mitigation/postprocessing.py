@@ -18,7 +18,7 @@ import numpy as np
 from labworks.fairness._inputs import ArrayLike, as_1d, binarize, check_lengths, to_numpy
 from labworks.fairness.groups import GroupIndex, encode_groups
 
-__all__ = ["GroupPolicy", "ThresholdOptimizer"]
+__all__ = ["CalibratedEqualizedOdds", "GroupPolicy", "ThresholdOptimizer"]
 
 Constraint = Literal["demographic_parity", "equal_opportunity", "equalized_odds"]
 
@@ -190,3 +190,129 @@ class ThresholdOptimizer:
         """(n,) sampled {0, 1} predictions (seeded)."""
         p = self.predict_proba(scores, sensitive_features=sensitive_features)
         return (np.random.default_rng(random_state).random(len(p)) < p).astype(np.int64)
+
+
+class CalibratedEqualizedOdds:
+    """Calibrated equalized odds (Pleiss et al. 2017; AIF360's ``CalibratedEqOddsPostprocessing``), any number of groups.
+
+    Each group's calibrated score h is mixed with its trivial calibrated predictor (the group base rate μ_g) at
+    rate α_g so that every group's generalized cost — generalized FNR E[1 − h | y=1], generalized FPR
+    E[h | y=0], or their base-rate-weighted sum — rises to the largest group cost. Calibration within groups is
+    kept; only the chosen cost is equalised.
+
+    Args:
+        cost_constraint: "fnr", "fpr" or "weighted".
+        fp_weight, fn_weight: weights of the "weighted" cost (normalised to sum 1, as AIF360).
+    """
+
+    def __init__(self, cost_constraint: Literal["fnr", "fpr", "weighted"] = "weighted", fp_weight: float = 1.0, fn_weight: float = 1.0) -> None:  # fmt: skip
+        if cost_constraint not in ("fnr", "fpr", "weighted"):
+            raise ValueError(f"cost_constraint must be 'fnr', 'fpr' or 'weighted', got {cost_constraint!r}")
+        self.cost_constraint, self.fp_weight, self.fn_weight = cost_constraint, fp_weight, fn_weight
+        self.mix_rates_: dict[int, float] = {}
+        self.base_rates_: dict[int, float] = {}
+        self.groups_: GroupIndex | None = None
+
+    def _cost(self, y: np.ndarray, h: np.ndarray, w: np.ndarray) -> float:
+        base = np.dot(w, y) / w.sum()
+        gfpr = np.dot(w * (1 - y), h) / np.dot(w, 1 - y)
+        gfnr = np.dot(w * y, 1 - h) / np.dot(w, y)
+        if self.cost_constraint == "fpr":
+            return float(gfpr)
+        if self.cost_constraint == "fnr":
+            return float(gfnr)
+        fp, fn = self.fp_weight, self.fn_weight
+        norm = fp + fn if fp != 0 and fn != 0 else 1.0
+        return float(fp / norm * gfpr * (1 - base) + fn / norm * gfnr * base)
+
+    def fit(
+        self,
+        y_true: ArrayLike,
+        scores: ArrayLike,
+        *,
+        sensitive_features: Any,
+        sample_weight: ArrayLike | None = None,
+    ) -> CalibratedEqualizedOdds:
+        yt = as_1d(y_true, "y_true")
+        s = to_numpy(as_1d(scores, "scores")).astype(np.float64)
+        n = check_lengths(y_true=yt, scores=s)
+        if np.isnan(s).any() or (s < 0).any() or (s > 1).any():
+            raise ValueError("scores must be calibrated probabilities in [0, 1]")
+        y = to_numpy(binarize(yt, "y_true")).astype(np.float64)
+        w = (
+            np.ones(n)
+            if sample_weight is None
+            else to_numpy(as_1d(sample_weight, "sample_weight")).astype(np.float64)
+        )
+        groups = encode_groups(sensitive_features, n=n)
+        codes = to_numpy(groups.codes)
+        costs, trivial = {}, {}
+        for g in range(groups.n_groups):
+            m = codes == g
+            if not m.any():
+                continue
+            if y[m].min() == y[m].max():
+                raise ValueError(
+                    f"group {groups.label_str(g)!r} has only one class; generalized rates are not estimable"
+                )
+            mu = float(np.dot(w[m], y[m]) / w[m].sum())
+            self.base_rates_[g] = mu
+            costs[g] = self._cost(y[m], s[m], w[m])
+            trivial[g] = self._cost(y[m], np.full(int(m.sum()), mu), w[m])
+        target = max(costs.values())
+        self.mix_rates_ = {
+            g: 0.0 if costs[g] == target else (target - costs[g]) / (trivial[g] - costs[g]) for g in costs
+        }
+        bad = [groups.label_str(g) for g, a in self.mix_rates_.items() if not 0 <= a <= 1]
+        if bad:
+            raise ValueError(
+                f"cannot equalise the cost for groups {bad}: their trivial predictor costs less than the target"
+            )
+        self.costs_, self.target_cost_ = costs, target
+        self.groups_ = groups
+        return self
+
+    def _codes(self, n: int, sensitive_features: Any) -> np.ndarray:
+        if self.groups_ is None:
+            raise RuntimeError("call fit() first")
+        groups = encode_groups(sensitive_features, n=n)
+        if groups.levels != self.groups_.levels:
+            raise ValueError("sensitive feature levels differ from those seen at fit time")
+        codes = to_numpy(groups.codes)
+        unseen = set(np.unique(codes).tolist()) - set(self.mix_rates_)
+        if unseen:
+            raise ValueError(f"groups not seen at fit time: {[groups.label_str(int(g)) for g in unseen]}")
+        return codes
+
+    def expected_scores(self, scores: ArrayLike, *, sensitive_features: Any) -> np.ndarray:
+        """(n,) E[adjusted score] = (1 − α_g)·h + α_g·μ_g."""
+        s = to_numpy(as_1d(scores, "scores")).astype(np.float64)
+        codes = self._codes(len(s), sensitive_features)
+        a = np.array([self.mix_rates_.get(int(g), 0.0) for g in range(int(codes.max()) + 1)])[codes]
+        mu = np.array([self.base_rates_.get(int(g), 0.0) for g in range(int(codes.max()) + 1)])[codes]
+        return (1 - a) * s + a * mu
+
+    def predict_scores(
+        self, scores: ArrayLike, *, sensitive_features: Any, random_state: int | None = 0
+    ) -> np.ndarray:
+        """(n,) adjusted scores: each row's score is replaced by its group base rate with probability α_g (seeded)."""
+        s = to_numpy(as_1d(scores, "scores")).astype(np.float64)
+        codes = self._codes(len(s), sensitive_features)
+        a = np.array([self.mix_rates_.get(int(g), 0.0) for g in range(int(codes.max()) + 1)])[codes]
+        mu = np.array([self.base_rates_.get(int(g), 0.0) for g in range(int(codes.max()) + 1)])[codes]
+        swap = np.random.default_rng(random_state).random(len(s)) < a
+        return np.where(swap, mu, s)
+
+    def predict(
+        self,
+        scores: ArrayLike,
+        *,
+        sensitive_features: Any,
+        threshold: float = 0.5,
+        random_state: int | None = 0,
+    ) -> np.ndarray:
+        """(n,) labels = adjusted score ≥ threshold."""
+        return (
+            self.predict_scores(scores, sensitive_features=sensitive_features, random_state=random_state)
+            >= threshold
+        ).astype(np.int64)
