@@ -19,6 +19,11 @@ from labworks.ltr.data import read_libsvm
 from labworks.ltr.synthetic import make_mslr_like
 
 ROOT = Path(__file__).resolve().parents[2]
+SMALL_GRID: dict[str, list[object]] = {
+    "num_leaves": [31, 63],
+    "learning_rate": [0.05, 0.1],
+    "min_child_samples": [10],
+}
 
 
 def main() -> None:
@@ -32,6 +37,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--out", type=Path, default=Path("bench-output/ltr"))
+    parser.add_argument(
+        "--lgbm-grid", choices=["full", "small"], default="full", help="small: 4 LightGBM configurations"
+    )
     args = parser.parse_args()
 
     if args.dataset == "lightgbm-example":
@@ -54,7 +62,13 @@ def main() -> None:
         full = make_mslr_like(args.queries, max_list_size=300, seed=0)
         train, valid, test = full.split([0.7, 0.15, 0.15], seed=0)
         model = ModelConfig(
-            kind="dasalc", hidden=256, n_dnn_layers=3, n_attention_layers=2, head_size=32, noise_std=1.5
+            kind="dasalc",
+            hidden=256,
+            n_dnn_layers=3,
+            n_attention_layers=2,
+            head_size=32,
+            noise_std=0.5,
+            list_norm=True,
         )
         data = DataConfig(batch_size=32, max_list_size=200)
         train_cfg = TrainConfig(epochs=min(args.epochs, 20), patience=4, lr=1e-3)
@@ -68,6 +82,7 @@ def main() -> None:
         train=train,
         valid=valid,
         test=test,
+        grid=SMALL_GRID if args.lgbm_grid == "small" else None,
         out_dir=args.out / args.dataset,
     )
     print(result.to_markdown())

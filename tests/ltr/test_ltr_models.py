@@ -20,6 +20,7 @@ def _models() -> list[torch.nn.Module]:
     return [
         DNNScorer(136, (32, 16)),
         DASALC(136, hidden=32, n_dnn_layers=2, n_attention_layers=2, n_heads=2, head_size=8),
+        DASALC(136, hidden=16, n_dnn_layers=1, n_attention_layers=1, head_size=8, list_norm=True),
         RankingGAM(136, n_context=3, hidden=(8,)),
     ]
 
@@ -76,6 +77,20 @@ def test_dasalc_noise_only_in_training(batch) -> None:
     torch.manual_seed(1)
     c = model(batch.features, batch.mask)
     assert not torch.allclose(b, c)
+
+
+def test_list_standardize_removes_per_list_scale() -> None:
+    from labworks.ltr.models import list_standardize
+
+    x = torch.randn(3, 7, 4)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    z = list_standardize(x, mask)
+    shifted = list_standardize(x * 10 + 3, mask)  # a per-list affine change of scale
+    torch.testing.assert_close(z, shifted, atol=1e-4, rtol=1e-4)
+    real = z[1, :5]
+    torch.testing.assert_close(real.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+    assert torch.all(z[1, 5:] == 0)
 
 
 def test_masked_batchnorm_ignores_padding() -> None:

@@ -41,6 +41,7 @@ class ModelConfig(Config):
     head_size: int = Field(32, ge=1)
     noise_std: float = Field(1.5, ge=0)
     dropout: float = Field(0.3, ge=0, lt=1)
+    list_norm: bool = Field(False, description="DASALC: also feed features standardised within each list")
     gam_hidden: list[int] = Field(default_factory=lambda: [16, 8])
 
 

@@ -31,6 +31,16 @@ def log1p_with_sign(x: torch.Tensor, clip: float | None = 30.0) -> torch.Tensor:
     return y.clamp(-clip, clip) if clip is not None else y
 
 
+def list_standardize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Standardise ``x: (B, N, F)`` within each list over its real documents (LETOR's query-level
+    normalisation); padded positions come back as 0."""
+    m = mask.unsqueeze(-1).to(x.dtype)
+    n = m.sum(1, keepdim=True).clamp_min(1)
+    mean = (x * m).sum(1, keepdim=True) / n
+    var = ((x - mean) ** 2 * m).sum(1, keepdim=True) / n
+    return (x - mean) / torch.sqrt(var + eps) * m
+
+
 class MaskedBatchNorm(nn.Module):
     """Batch norm over the real documents only: padding never enters the statistics.
 
@@ -100,6 +110,9 @@ class DNNScorer(nn.Module):
 class DASALC(nn.Module):
     """DASALC: Neural Rankers are Still Outperformed by GBDTs? (Qin et al., ICLR 2021).
 
+    ``list_norm=True`` also feeds every transformed feature standardised within its list (LETOR's
+    query-level normalisation), which removes query-dependent feature scales.
+
     Defaults follow TF-Ranking's research/dasalc.py for Web30K: hidden 512, 3 DNN layers,
     4 attention layers with 2 heads of size 100, dropout 0.4, noise stddev 1.5 (4.5 for Yahoo,
     0.2 for Istella), batch-norm momentum 0.9 (Keras) = 0.1 (PyTorch).
@@ -120,11 +133,14 @@ class DASALC(nn.Module):
         dropout: float = 0.4,
         bn_momentum: float = 0.1,
         clip: float = 30.0,
+        list_norm: bool = False,
     ) -> None:
         super().__init__()
         if n_features < 1:
             raise ValueError(f"n_features must be >= 1, got {n_features}")
-        self.clip, self.noise_std = clip, noise_std
+        self.clip, self.noise_std, self.list_norm = clip, noise_std, list_norm
+        if list_norm:  # each transformed feature also enters standardised within its list
+            n_features *= 2
         self.input_bn = MaskedBatchNorm(n_features, bn_momentum)
         self.dnn = nn.ModuleList()
         self.dnn_bn = nn.ModuleList()
@@ -146,7 +162,10 @@ class DASALC(nn.Module):
     def forward(
         self, features: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None
     ) -> torch.Tensor:
-        x = self.input_bn(log1p_with_sign(features, self.clip), mask)
+        x = log1p_with_sign(features, self.clip)
+        if self.list_norm:
+            x = torch.cat([x, list_standardize(x, mask)], dim=-1)
+        x = self.input_bn(x, mask)
         if self.training and self.noise_std > 0:
             x = x + self.noise_std * torch.randn_like(x)
         h = x

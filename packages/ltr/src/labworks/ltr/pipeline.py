@@ -123,6 +123,7 @@ class ModelBuilder:
                 head_size=c.head_size,
                 noise_std=c.noise_std,
                 dropout=c.dropout,
+                list_norm=c.list_norm,
             )
         return RankingGAM(n_features, n_context, c.gam_hidden)
 

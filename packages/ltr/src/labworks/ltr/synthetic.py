@@ -6,9 +6,10 @@ ratios, binary flags, pure noise), list lengths from 1 to ``max_list_size`` with
 
 Relevance is built from a per-document latent vector ``v`` and a per-query intent ``u``:
 ``r = u·v + sin(2·v_0)·v_1 + (v_2 − mean over the list of v_2)``. The last term makes relevance
-depend on the other documents in the list, which is what listwise models (self-attention) can
-exploit and per-document models cannot. Observed features are noisy, skewed transforms of ``v``
-and of ``u ⊙ v`` (query-document match features, like BM25 variants in MSLR).
+depend on the other documents in the list. Observed features are noisy, skewed transforms of
+``v`` and of ``u ⊙ v`` (query-document match features, like BM25 variants in MSLR) with
+query-dependent scales and offsets, as real retrieval features have: comparing documents within
+a list (what listwise models such as self-attention do) removes them; global thresholds cannot.
 """
 
 from __future__ import annotations
@@ -66,12 +67,18 @@ def make_mslr_like(
     cuts = np.quantile(score, np.cumsum(_LABEL_SHARE)[:-1])
     labels = np.digitize(score, cuts).astype(np.float32)
 
+    # Observed features, as in MSLR, carry query-dependent scales and offsets (BM25 and counts grow
+    # with query length and term rarity): a per-query factor c_q multiplies the positive
+    # features, a per-query shift s_q moves the signed ones. Within a list they cancel out.
+    c_q = np.exp(rng.normal(scale=1.0, size=n_queries))[qidx, None]
+    s_q = rng.normal(scale=1.0, size=n_queries)[qidx, None]
     match = u[qidx] * v  # query-document match signals
     blocks = [
-        np.expm1(np.abs(v + rng.normal(scale=0.3, size=v.shape)))
+        c_q
+        * np.exp(v + rng.normal(scale=0.3, size=v.shape))
         * 10.0 ** rng.integers(0, 4, _LATENT),  # heavy-tailed
-        rng.poisson(np.exp(np.clip(match, -3, 3)) * 3).astype(np.float64),  # counts
-        match + rng.normal(scale=0.3, size=match.shape),  # scores around 0
+        rng.poisson(c_q * np.exp(np.clip(match, -3, 3)) * 3).astype(np.float64),  # counts
+        match + s_q + rng.normal(scale=0.3, size=match.shape),  # scores around a per-query level
     ]
     informative = np.concatenate(blocks, axis=1)
     flags = (informative[:, 16:20] > 0).astype(np.float64)  # binary features
