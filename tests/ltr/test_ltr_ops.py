@@ -98,3 +98,22 @@ def test_lambda_loss_closed_form_two_docs() -> None:
     delta = abs(1 - 0) * abs(1 / torch.log2(torch.tensor(2.0)) - 1 / torch.log2(torch.tensor(3.0)))
     want = delta * torch.log(torch.tensor(2.0))
     torch.testing.assert_close(pairwise_lambda_loss(s, y, off, 10), want.reshape(1))
+
+
+@pytest.mark.gpu
+def test_kernels_on_cuda_match_reference_at_mslr_lengths() -> None:
+    skip_unless(torch.cuda.is_available(), "no CUDA device", "GPU")
+    s, y, off = _packed([1, 50, 999, 300, 7], seed=4)
+    s, y, off = s.cuda(), y.cuda(), off.cuda()
+    check_op(packed_ndcg, s, y, off, 10, require_triton=True, atol=1e-5, rtol=1e-4)
+    check_op(
+        pairwise_lambda_loss,
+        s.clone().requires_grad_(),
+        y,
+        off,
+        10,
+        require_triton=True,
+        atol=1e-4,
+        rtol=1e-3,
+        opcheck_utils=("test_schema", "test_faketensor"),
+    )
