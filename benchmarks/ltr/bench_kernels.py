@@ -18,7 +18,7 @@ from labworks.ltr.ops import packed_ndcg, pairwise_lambda_loss
 from labworks.ltr.synthetic import make_mslr_like
 
 
-def _time(fn, reps: int = 20) -> float:  # noqa: ANN001
+def _time(fn, reps: int = 20) -> float:
     fn()
     torch.cuda.synchronize()
     start = time.perf_counter()
