@@ -166,3 +166,17 @@ def test_equal_base_rates_no_forced_conflict():
 def test_worldview_presets():
     assert "demographic_parity" in WORLDVIEWS["wae"].criteria
     assert "equalized_odds" in WORLDVIEWS["wysiwyg"].criteria
+
+
+@pytest.mark.filterwarnings("ignore::labworks.fairness.metrics.NotEstimableWarning")
+def test_impossibility_respects_min_count(compas):
+    full = impossibility_check(compas.y_true, compas.y_pred, sensitive_features=compas.race)
+    guarded = impossibility_check(compas.y_true, compas.y_pred, sensitive_features=compas.race, min_count=10)
+    # Native American (5 positives) drives the unguarded TPR gap; with the guard it is left out
+    assert full.gaps["equal_opportunity"] == pytest.approx(1.0 - 0.3387, abs=1e-4)
+    assert guarded.gaps["equal_opportunity"] == pytest.approx(
+        lf.group_metrics(
+            compas.y_true, compas.y_pred, sensitive_features=compas.race, min_count=10
+        ).difference("tpr"),
+        abs=1e-12,
+    )

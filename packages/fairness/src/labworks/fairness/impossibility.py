@@ -154,14 +154,19 @@ def impossibility_check(
     scores: ArrayLike | None = None,
     tolerance: float = 0.02,
     n_bins: int = 10,
+    min_count: int = 1,
 ) -> ImpossibilityResult:
     """Check the Chouldechova identity per group and report which criteria hold together.
+
+    Groups whose rate denominators have fewer than ``min_count`` rows are left out of the gaps (as everywhere).
 
     Returns:
         ImpossibilityResult with a per-group table (base_rate, selection_rate, tpr, fpr, fnr, ppv,
         implied_fpr, identity_residual[, mean_score_pos, mean_score_neg, ece]).
     """
-    gm: GroupMetrics = group_metrics(y_true, y_pred, sensitive_features=sensitive_features)
+    gm: GroupMetrics = group_metrics(
+        y_true, y_pred, sensitive_features=sensitive_features, min_count=min_count
+    )
     p = gm.by_group("base_rate")
     ppv, fnr, fpr = gm.by_group("ppv"), gm.by_group("fnr"), gm.by_group("fpr")
     implied = chouldechova_fpr(p, ppv, fnr)
@@ -197,9 +202,12 @@ def impossibility_check(
         kb = kleinberg_balance(yt, s, to_numpy(gm.groups.codes), gm.n_groups, n_bins)
         kb.index = table.index
         table = table.join(kb[["mean_score_pos", "mean_score_neg", "ece"]])
-        gaps["calibration"] = float(np.nanmax(kb["ece"]))
-        gaps["balance_positive"] = float(np.nanmax(kb["mean_score_pos"]) - np.nanmin(kb["mean_score_pos"]))
-        gaps["balance_negative"] = float(np.nanmax(kb["mean_score_neg"]) - np.nanmin(kb["mean_score_neg"]))
+        big = gm.n >= max(min_count, 1)
+        kb_pos = kb["mean_score_pos"].where(gm.positives >= max(min_count, 1))
+        kb_neg = kb["mean_score_neg"].where(gm.negatives >= max(min_count, 1))
+        gaps["calibration"] = float(np.nanmax(kb["ece"].where(big)))
+        gaps["balance_positive"] = float(np.nanmax(kb_pos) - np.nanmin(kb_pos))
+        gaps["balance_negative"] = float(np.nanmax(kb_neg) - np.nanmin(kb_neg))
     holds = {k: bool(v <= tolerance) for k, v in gaps.items() if k != "base_rate_gap"}
     if gaps["base_rate_gap"] > tolerance:
         notes.append(

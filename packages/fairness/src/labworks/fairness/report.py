@@ -266,6 +266,7 @@ def _run_report(
         y_pred,
         sensitive_features=sf,
         scores=df[config.score].to_numpy(dtype=float) if config.score and lo >= 0 and hi <= 1 else None,
+        min_count=config.min_count,
     )
     bar.update(1)
 
