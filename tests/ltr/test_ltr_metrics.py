@@ -211,7 +211,7 @@ def lightgbm_eval(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[st
     groups = [len(s) for s in scores]
     y = np.concatenate(labels).astype(int)
     x = np.random.default_rng(0).normal(size=(len(y), 2))
-    params = {"verbose": -1, "min_data_in_bin": 1}
+    params = {"verbose": -1, "min_data_in_bin": 1, "num_threads": 1}
     train = lgb.Dataset(x, label=y, group=groups, params=params)
     valid = lgb.Dataset(x, label=y, group=groups, init_score=np.concatenate(scores), reference=train)
     res: dict = {}
@@ -261,7 +261,7 @@ def test_six_tool_table_on_shared_data(shared_data: Path) -> None:
     xtr, ytr, gtr = _read_split(folder, "rank.train")
     xte, yte, gte = _read_split(folder, "rank.test")
     model = lgb.LGBMRanker(
-        n_estimators=100, learning_rate=0.1, num_leaves=31, min_child_samples=50, verbose=-1
+        n_estimators=100, learning_rate=0.1, num_leaves=31, min_child_samples=50, verbose=-1, n_jobs=1
     )
     new_api = "eval_X" in inspect.signature(model.fit).parameters  # lightgbm >= 4.7 deprecates eval_set
     evals = {"eval_X": (xte,), "eval_y": (yte,)} if new_api else {"eval_set": [(xte, yte)]}
