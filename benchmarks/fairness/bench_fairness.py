@@ -130,7 +130,9 @@ def main() -> None:
         return bootstrap(gm, n_boot=b_w, seed=args.seed).interval("tpr")
 
     t_w, _ = timed(ours_weighted)
-    print(f"weighted bootstrap (continuous weights: exact per-replicate row counts, CPU), B = {b_w}: {t_w:.2f} s")
+    print(
+        f"weighted bootstrap (continuous weights: exact per-replicate row counts, CPU), B = {b_w}: {t_w:.2f} s"
+    )
 
 
 if __name__ == "__main__":
