@@ -110,7 +110,7 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check + format check, mypy on every package's sources."""
-    _install(session, PACKAGES, extra=("ruff>=0.8", "mypy>=1.13", "types-PyYAML", "pandas-stubs"))
+    _install(session, PACKAGES, extra=("ruff>=0.8", "mypy>=1.13", "types-PyYAML"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", *[a for p in PACKAGES for a in ("-p", f"labworks.{p}")])
