@@ -46,7 +46,10 @@ def paired_bootstrap(
 
 def fit_lightgbm(train: RankingDataset, valid: RankingDataset, params: dict[str, Any], seed: int = 0) -> Any:
     """``LGBMRanker`` with early stopping on the validation NDCG."""
-    import lightgbm as lgb
+    try:
+        import lightgbm as lgb
+    except ImportError as err:
+        raise ImportError("the LightGBM baseline needs lightgbm: pip install 'labworks-ltr[lightgbm]'") from err
 
     model = lgb.LGBMRanker(n_estimators=1000, random_state=seed, verbose=-1, **params)
     if "eval_X" in inspect.signature(model.fit).parameters:  # lightgbm >= 4.7
