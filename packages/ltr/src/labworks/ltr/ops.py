@@ -159,8 +159,8 @@ if has_triton():
         return rank
 
     @triton.jit
-    def _ndcg_kernel(s_ptr, y_ptr, off_ptr, out_ptr, k, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
-        q = tl.program_id(0)
+    def _load_list(s_ptr, y_ptr, off_ptr, q, k, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
+        """List q's scores, labels, exp gains, 0-based ranks by score, and its ideal DCG@k."""
         start = tl.load(off_ptr + q)
         n = tl.load(off_ptr + q + 1) - start
         idx = tl.arange(0, BLOCK)
@@ -169,9 +169,15 @@ if has_triton():
         y = tl.load(y_ptr + start + idx, mask=valid, other=0.0).to(tl.float32)
         gain = tl.where(valid, tl.exp2(y) - 1.0, 0.0)
         rank = _rank_of(s, idx, s_ptr, start, n, BLOCK, BLOCK, CHUNK)
-        dcg = tl.sum(tl.where(valid & (rank < k), gain / tl.log2(rank.to(tl.float32) + 2.0), 0.0), axis=0)
         ideal = _rank_of(y, idx, y_ptr, start, n, BLOCK, BLOCK, CHUNK)  # rank by label = the ideal order
         idcg = tl.sum(tl.where(valid & (ideal < k), gain / tl.log2(ideal.to(tl.float32) + 2.0), 0.0), axis=0)
+        return start, n, idx, valid, s, y, gain, rank, idcg
+
+    @triton.jit
+    def _ndcg_kernel(s_ptr, y_ptr, off_ptr, out_ptr, k, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
+        q = tl.program_id(0)
+        _, _, _, valid, _, _, gain, rank, idcg = _load_list(s_ptr, y_ptr, off_ptr, q, k, BLOCK, CHUNK)
+        dcg = tl.sum(tl.where(valid & (rank < k), gain / tl.log2(rank.to(tl.float32) + 2.0), 0.0), axis=0)
         tl.store(out_ptr + q, tl.where(idcg > 0, dcg / tl.maximum(idcg, 1e-30), 0.0))
 
     @triton.jit
@@ -188,17 +194,8 @@ if has_triton():
         CHUNK: tl.constexpr,
     ):
         q = tl.program_id(0)
-        start = tl.load(off_ptr + q)
-        n = tl.load(off_ptr + q + 1) - start
-        idx = tl.arange(0, BLOCK)
-        valid = idx < n
-        s = tl.load(s_ptr + start + idx, mask=valid, other=float("-inf")).to(tl.float32)
-        y = tl.load(y_ptr + start + idx, mask=valid, other=0.0).to(tl.float32)
-        gain = tl.where(valid, tl.exp2(y) - 1.0, 0.0)
-        rank = _rank_of(s, idx, s_ptr, start, n, BLOCK, BLOCK, CHUNK)
+        start, n, idx, valid, s, y, gain, rank, idcg = _load_list(s_ptr, y_ptr, off_ptr, q, k, BLOCK, CHUNK)
         disc = 1.0 / tl.log2(rank.to(tl.float32) + 2.0)
-        ideal = _rank_of(y, idx, y_ptr, start, n, BLOCK, BLOCK, CHUNK)
-        idcg = tl.sum(tl.where(valid & (ideal < k), gain / tl.log2(ideal.to(tl.float32) + 2.0), 0.0), axis=0)
         inv = tl.where(idcg > 0, 1.0 / tl.maximum(idcg, 1e-30), 0.0)
         top_i = rank < k
         loss = tl.zeros([BLOCK], dtype=tl.float32)
