@@ -66,6 +66,16 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
         torch.testing.assert_close(a, b)
 
 
+def test_resume_refuses_checkpoints_of_another_model(tmp_path: Path) -> None:
+    from labworks.core import CheckpointError
+
+    Pipeline(_cfg(tmp_path, epochs=1)).fit()
+    other = _cfg(tmp_path, epochs=2).with_overrides({"model.hidden": 16})
+    with pytest.raises(CheckpointError, match="another model"):
+        Pipeline(other).fit()
+    assert len(Pipeline(other).fit(resume=False).loss) == 2
+
+
 def test_packed_layout_trains_like_padded(tmp_path: Path) -> None:
     losses = {}
     for layout in ("packed", "padded"):

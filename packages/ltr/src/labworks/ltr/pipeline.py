@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from labworks.core import (
+    CheckpointError,
     CheckpointManager,
     atomic_path,
     atomic_write,
@@ -233,6 +234,7 @@ class Pipeline:
         history, start, bad = History(), 0, 0
         best = -math.inf
         if resume:
+            self._check_resumable(ckpts)
             last = ckpts.resume(self.model, opt, map_location=self.device)
             if last is not None:
                 history = History.from_dict(last.extra["history"])
@@ -289,6 +291,20 @@ class Pipeline:
         if is_main_process():
             self.plot_history(history, self.out_dir / "training_curves.png")
         return history
+
+    def _check_resumable(self, ckpts: CheckpointManager) -> None:
+        """Refuse to resume from checkpoints of a different model or feature width."""
+        path = ckpts.latest()
+        if path is None:
+            return
+        prev = load_checkpoint(path, config_cls=RankingConfig)
+        width = int(prev.extra.get("n_features", -1))
+        if prev.config.model != self.cfg.model or width != self.train_data.n_features:
+            raise CheckpointError(
+                f"{path} was written for another model (model {prev.config.model.to_dict()}, {width} features) "
+                f"than this run (model {self.cfg.model.to_dict()}, {self.train_data.n_features} features): "
+                "use a new out_dir, or resume=False (--no-resume) to start over"
+            )
 
     def _meta(self) -> dict[str, Any]:
         return {"n_features": self.train_data.n_features, "n_context": self.train_data.n_context}
