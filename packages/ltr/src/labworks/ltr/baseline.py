@@ -49,7 +49,9 @@ def fit_lightgbm(train: RankingDataset, valid: RankingDataset, params: dict[str,
     try:
         import lightgbm as lgb
     except ImportError as err:
-        raise ImportError("the LightGBM baseline needs lightgbm: pip install 'labworks-ltr[lightgbm]'") from err
+        raise ImportError(
+            "the LightGBM baseline needs lightgbm: pip install 'labworks-ltr[lightgbm]'"
+        ) from err
 
     model = lgb.LGBMRanker(n_estimators=1000, random_state=seed, verbose=-1, **params)
     if "eval_X" in inspect.signature(model.fit).parameters:  # lightgbm >= 4.7
