@@ -41,11 +41,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--scenes", type=int, default=16, help="labelled training scenes")
     parser.add_argument("--test-scenes", type=int, default=8)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--tile", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--base-width", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--steps", type=int, default=None, help="steps per epoch (default: one pass)")
     parser.add_argument(
         "--variants", default="all", help="comma-separated subset of variant indices, e.g. 0,1"
@@ -79,9 +82,18 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {}
     for name in names:
         for seed in range(args.seeds):
-            cfg = TrainConfig(
-                epochs=args.epochs, tile=args.tile, seed=seed, steps_per_epoch=args.steps, **VARIANTS[name]
-            )  # type: ignore[arg-type]
+            cfg = TrainConfig.from_dict(
+                {
+                    "epochs": args.epochs,
+                    "tile": args.tile,
+                    "batch_size": args.batch,
+                    "lr": args.lr,
+                    "model": {"base_width": args.base_width},
+                    "seed": seed,
+                    "steps_per_epoch": args.steps,
+                    **VARIANTS[name],
+                }
+            )
             tr, va = split_scenes(train_rows, 0.2, seed)
             run = args.out / "runs" / f"{name.split()[0]}-{name.split()[-1]}-{seed}"
             t0 = time.perf_counter()

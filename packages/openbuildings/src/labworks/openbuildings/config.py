@@ -35,6 +35,12 @@ class TrainConfig(Config):
     weighting: Literal["none", "unet", "gaussian"] = "gaussian"
     w0: float = Field(10.0, ge=0)
     sigma: float = Field(5.0, gt=0)
+    class_balance: bool = Field(
+        False, description="add the U-Net class-frequency map w_c (over-predicts buildings on sparse scenes)"
+    )
+    open_contacts: bool = Field(
+        True, description="walls shared by touching buildings become a 2-px background gap in the target"
+    )
     mixup_alpha: float = Field(0.2, ge=0, description="Beta(alpha, alpha); 0 disables mixup")
     augment: AugmentConfig = AugmentConfig()
     dice_weight: float = Field(0.0, ge=0)

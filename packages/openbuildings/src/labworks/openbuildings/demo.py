@@ -9,7 +9,7 @@ from pathlib import Path
 from labworks.core import atomic_write_text
 
 
-def demo(out_dir: Path, seed: int = 0, *, epochs: int = 6, scenes: int = 8, size: int = 384) -> Path:
+def demo(out_dir: Path, seed: int = 0, *, epochs: int = 10, scenes: int = 8, size: int = 384) -> Path:
     """Returns the summary file. Training scenes and held-out scenes use disjoint seeds."""
     from labworks.openbuildings.config import DetectConfig, TrainConfig
     from labworks.openbuildings.plots import plot_training_curves
@@ -21,7 +21,17 @@ def demo(out_dir: Path, seed: int = 0, *, epochs: int = 6, scenes: int = 8, size
     train_rows = make_scene_set(out / "scenes" / "train", scenes, size=size, seed=seed)
     test_rows = make_scene_set(out / "scenes" / "heldout", 4, size=size, seed=seed + 10_000)
     tr, va = split_scenes(train_rows, 0.25, seed)
-    cfg = TrainConfig(epochs=epochs, batch_size=8, tile=128, lr=3e-3, seed=seed)
+    cfg = TrainConfig.from_dict(
+        {
+            "epochs": epochs,
+            "steps_per_epoch": 20,
+            "batch_size": 16,
+            "tile": 128,
+            "lr": 5e-3,
+            "model": {"base_width": 8},
+            "seed": seed,
+        }
+    )
     result = train(cfg, tr, va, out / "model", resume=False)
     plot_training_curves(result.history, out / "model" / "training_curves.png")
     loaded = load_model(result.model_path)

@@ -39,7 +39,7 @@ from labworks.openbuildings.losses import dice_loss, soft_kl, weighted_bce
 from labworks.openbuildings.model import UNet
 from labworks.openbuildings.raster import NormStats, TileDataset
 from labworks.openbuildings.thresholds import ThresholdTable
-from labworks.openbuildings.weights import weight_map
+from labworks.openbuildings.weights import segmentation_target, weight_map
 
 log = get_logger("labworks.openbuildings")
 
@@ -158,8 +158,12 @@ def supervised_loss(
         image, inst, cfg=augment or cfg.augment, generator=gen, extra=[valid]
     )
     valid_b = valid > 0.5
-    target = (inst > 0).float()
-    weight = weight_map(inst, kind=cfg.weighting, w0=cfg.w0, sigma=cfg.sigma).to(device)
+    target = segmentation_target(inst, open_contacts=cfg.open_contacts)
+    # weights from the instance map as the target sees it (opened walls are background gaps)
+    opened = torch.where(target > 0.5, inst, torch.zeros_like(inst))
+    weight = weight_map(
+        opened, kind=cfg.weighting, w0=cfg.w0, sigma=cfg.sigma, class_balance=cfg.class_balance
+    ).to(device)
     if cfg.mixup_alpha > 0:
         image, target, mixed_w, mixed_v, _ = mixup(
             image, target, weight, alpha=cfg.mixup_alpha, generator=gen, valid=valid_b
@@ -186,7 +190,7 @@ def validate(
     n = 0
     for batch in DataLoader(ds, batch_size=batch_size):
         image = batch["image"].to(device)
-        target = (batch["instances"].to(device) > 0).float()
+        target = segmentation_target(batch["instances"].to(device), open_contacts=True)
         valid = batch["valid"].to(device)
         logits = model(image).float()[:, 0]
         bce += float(weighted_bce(logits, target, None, valid)) * image.shape[0]
