@@ -26,9 +26,9 @@ def test_contact_map_marks_both_sides_of_a_shared_wall_only() -> None:
 
 def test_target_separates_touching_buildings() -> None:
     inst = _two_touching()
-    naive, n_naive = ndimage.label(inst > 0)
+    _, n_naive = ndimage.label(inst > 0)
     target = segmentation_target(torch.from_numpy(inst)).numpy()
-    labels, n = ndimage.label(target > 0.5)
+    _, n = ndimage.label(target > 0.5)
     assert n_naive == 2 and n == 3
     assert target.sum() == (inst > 0).sum() - 20
     closed = segmentation_target(torch.from_numpy(inst), open_contacts=False).numpy()
