@@ -98,7 +98,8 @@ def test_raster_without_crs_is_rejected(tmp_path: Path) -> None:
     assert not (tmp_path / "p.tif").exists()
 
 
-def test_footprints_are_seam_safe(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seed", [None, 0.8])
+def test_footprints_are_seam_safe(tmp_path: Path, seed: float | None) -> None:
     """Buildings straddling block edges are found once and whole, exactly as on the full map."""
     rng = np.random.default_rng(3)
     prob = np.zeros((1, 200, 200), np.float32)
@@ -107,9 +108,11 @@ def test_footprints_are_seam_safe(tmp_path: Path) -> None:
         h, w = rng.integers(3, 12, 2)
         prob[0, r : r + h, c : c + w] = rng.uniform(0.6, 0.99)
     src = _write(tmp_path / "prob.tif", prob, nodata=-1.0)
-    whole = extract_footprints(prob[0], TRANSFORM, CRS, min_area=0.0, simplify_tolerance=0.0)
+    whole = extract_footprints(
+        prob[0], TRANSFORM, CRS, min_area=0.0, simplify_tolerance=0.0, seed_threshold=seed
+    )
     blocks = footprints_from_probability(
-        src, cfg=DetectConfig(block=64, halo=24, min_area=0.0, simplify_tolerance=0.0)
+        src, cfg=DetectConfig(block=64, halo=24, min_area=0.0, simplify_tolerance=0.0, seed_threshold=seed)
     )
     assert len(blocks) == len(whole) > 10
     key = lambda g: (round(g.centroid.x, 6), round(g.centroid.y, 6))  # noqa: E731

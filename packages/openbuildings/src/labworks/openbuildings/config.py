@@ -83,6 +83,10 @@ class DetectConfig(Config):
     halo: int = Field(128, ge=0, description="pixels of context around each post-processing block")
     block: int = Field(1024, ge=64, description="post-processing block size in pixels")
     connectivity: Literal[4, 8] = 4
+    seed_threshold: float | None = Field(
+        0.8, gt=0, lt=1, description="split touching buildings from seeds p > this (None: plain components)"
+    )
+    min_seed_area: int = Field(6, ge=1)
     min_confidence: float = Field(0.0, ge=0, le=1)
     device: str = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -91,6 +95,10 @@ class DetectConfig(Config):
     def _check(self) -> DetectConfig:
         if self.tile % 32:
             raise ValueError(f"tile must be a multiple of the U-Net stride 32, got {self.tile}")
+        if self.seed_threshold is not None and self.seed_threshold <= self.threshold:
+            raise ValueError(
+                f"seed_threshold ({self.seed_threshold}) must be above threshold ({self.threshold})"
+            )
         if self.overlap >= self.tile // 2:
             raise ValueError(f"overlap ({self.overlap}) must be less than half the tile ({self.tile})")
         return self

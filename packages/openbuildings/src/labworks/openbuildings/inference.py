@@ -190,6 +190,8 @@ def footprints_from_probability(
                 connectivity=cfg.connectivity,
                 valid=valid,
                 min_confidence=cfg.min_confidence,
+                seed_threshold=cfg.seed_threshold,
+                min_seed_area=cfg.min_seed_area,
                 keep_centroid_in=(
                     int(core.row_off) - r0,
                     int(core.col_off) - c0,

@@ -90,6 +90,49 @@ def label_instances(
     return labels, n
 
 
+def split_touching(
+    labels: NDArray[np.int32],
+    prob: NDArray[np.floating[Any]] | torch.Tensor,
+    *,
+    seed_threshold: float = 0.8,
+    min_seed_area: int = 6,
+    connectivity: int = 4,
+) -> tuple[NDArray[np.int32], int]:
+    """Split instances that merged across a faint wall: seeds are the components of ``p > seed_threshold``
+    (at least ``min_seed_area`` pixels), grown back over their instance by a watershed on ``1 - p``
+    (``scipy.ndimage.watershed_ift``); instances without a seed stay whole. The extent of every building
+    is the ``labels`` mask, unchanged. Returns ``(labels, n)`` numbered in raster order of first pixel."""
+    _check_connectivity(connectivity)
+    if not 0 < seed_threshold < 1:
+        raise ValueError(f"seed_threshold must be in (0, 1), got {seed_threshold}")
+    p = prob.detach().cpu().numpy() if isinstance(prob, torch.Tensor) else np.asarray(prob)
+    p = np.nan_to_num(p.astype(np.float32, copy=False), nan=0.0)
+    mask = labels > 0
+    if not mask.any():
+        return labels, 0
+    structure = _STRUCTURES[connectivity]
+    seeds, n_seeds = ndi.label((p > seed_threshold) & mask, structure=structure)
+    sizes = np.bincount(seeds.ravel(), minlength=n_seeds + 1)
+    small = sizes < min_seed_area
+    small[0] = False
+    seeds = np.where(small[seeds], 0, seeds)
+    seeded = np.zeros(int(labels.max()) + 1, dtype=bool)
+    seeded[labels[seeds > 0]] = True
+    seeded[0] = True
+    markers = np.where(seeded[labels], seeds, labels + n_seeds).astype(np.int32)
+    markers[~mask] = 0
+    cost = np.clip((1.0 - p) * 65535.0, 0, 65535).astype(np.uint16)
+    grown = ndi.watershed_ift(cost, markers, structure=structure)
+    grown = np.where(mask, grown, 0)
+    # renumber 1..n by first pixel in raster order (scipy.ndimage.label's convention)
+    flat = grown.ravel()
+    ids, first = np.unique(flat, return_index=True)
+    order = np.argsort(first[ids > 0])
+    lut = np.zeros(int(ids.max()) + 1, dtype=np.int32)
+    lut[ids[ids > 0][order]] = np.arange(1, len(order) + 1, dtype=np.int32)
+    return lut[grown].astype(np.int32), len(order)
+
+
 def _rings_to_polygons(shapes: list[dict[str, Any]]) -> NDArray[np.object_]:
     """GeoJSON-like polygon dicts (first ring = shell, others = holes) → shapely Polygons, built
     with two vectorised shapely calls instead of one ``shape()`` per polygon."""
@@ -310,6 +353,8 @@ def extract_footprints(
     valid: NDArray[np.bool_] | None = None,
     min_confidence: float = 0.0,
     keep_centroid_in: tuple[int, int, int, int] | None = None,
+    seed_threshold: float | None = None,
+    min_seed_area: int = 6,
 ) -> Footprints:
     """Probability map (H, W) in [0, 1] → :class:`Footprints` in the raster CRS.
 
@@ -326,8 +371,18 @@ def extract_footprints(
         min_confidence: drop instances whose mean probability is below this.
         keep_centroid_in: ``(row0, col0, row1, col1)`` half-open pixel box; keep only instances
             whose pixel centroid (mean row, mean col index) lies inside (seam-safe tiling).
+        seed_threshold: if set, split instances merged across faint walls (:func:`split_touching`).
+        min_seed_area: smallest seed (pixels) for the split.
     """
     labels, n = label_instances(prob, threshold=threshold, connectivity=connectivity, valid=valid)
+    if n and seed_threshold is not None:
+        labels, n = split_touching(
+            labels,
+            prob,
+            seed_threshold=seed_threshold,
+            min_seed_area=min_seed_area,
+            connectivity=connectivity,
+        )
     if n == 0:
         return Footprints.empty(crs)
     p_np = prob.detach().cpu().numpy() if isinstance(prob, torch.Tensor) else np.asarray(prob)
