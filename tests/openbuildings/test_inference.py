@@ -144,3 +144,17 @@ def test_detect_writes_open_buildings_outputs(tmp_path: Path) -> None:
     assert areas == pytest.approx([50.0, 150.0], rel=0.02)  # 200 px and 600 px at 0.25 m²
     assert all(len(r["full_plus_code"].replace("+", "")) == 12 for r in rows)
     assert det.files["geojson"].is_file() and det.files["parquet"].is_file()
+
+
+def test_raster_smaller_than_a_tile_and_the_stride(tmp_path: Path) -> None:
+    """A 20 x 13 px raster (smaller than the 32-px U-Net stride): padded, masked, same grid out."""
+    from labworks.openbuildings.model import UNet
+
+    image = np.random.default_rng(1).integers(0, 256, size=(3, 20, 13), dtype=np.uint8)
+    src = _write(tmp_path / "tiny.tif", image)
+    out = predict_raster(
+        UNet("small", base_width=4), src, tmp_path / "p.tif", cfg=DetectConfig(tile=64, overlap=0)
+    )
+    with rasterio.open(out) as ds:
+        prob = ds.read(1)
+    assert prob.shape == (20, 13) and ((prob >= 0) & (prob <= 1)).all()
