@@ -103,7 +103,7 @@ def main() -> None:
                 load_model(res.model_path).model,
                 test_rows,
                 run / "eval",
-                cfg=DetectConfig(tile=512, overlap=64),
+                cfg=DetectConfig(tile=512, overlap=64, tta="flips"),
                 stats=cfg.stats,
                 overlays=1,
             )
@@ -128,7 +128,7 @@ def main() -> None:
                     load_model(ns[-1].model_path).model,
                     test_rows,
                     run / "ns-eval",
-                    cfg=DetectConfig(tile=512, overlap=64),
+                    cfg=DetectConfig(tile=512, overlap=64, tta="flips"),
                     stats=cfg.stats,
                     overlays=0,
                 )

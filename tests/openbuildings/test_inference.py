@@ -62,14 +62,17 @@ def test_blend_window_positive_and_symmetric() -> None:
 
 
 @pytest.mark.parametrize(
-    ("tile", "overlap", "blend"), [(128, 32, "hann"), (64, 16, "gaussian"), (256, 0, "none")]
+    ("tile", "overlap", "blend", "tta"),
+    [(128, 32, "hann", "none"), (64, 16, "gaussian", "flips"), (256, 0, "none", "none")],
 )
-def test_tiled_prediction_equals_untiled(tmp_path: Path, tile: int, overlap: int, blend: str) -> None:
+def test_tiled_prediction_equals_untiled(
+    tmp_path: Path, tile: int, overlap: int, blend: str, tta: str
+) -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, size=(3, 300, 470), dtype=np.uint8)  # not a multiple of the tile
     src = _write(tmp_path / "img.tif", image)
     model = Pointwise()
-    cfg = DetectConfig(tile=tile, overlap=overlap, blend=blend, batch_size=3)
+    cfg = DetectConfig(tile=tile, overlap=overlap, blend=blend, batch_size=3, tta=tta)
     out = predict_raster(model, src, tmp_path / "prob.tif", cfg=cfg)
     with rasterio.open(out) as ds:
         prob = ds.read(1)

@@ -77,6 +77,7 @@ class DetectConfig(Config):
     overlap: int = Field(64, ge=0)
     batch_size: int = Field(4, ge=1)
     blend: Literal["hann", "gaussian", "none"] = "hann"
+    tta: Literal["none", "flips"] = Field("none", description="test-time augmentation: mean over 4 flips")
     threshold: float = Field(0.5, gt=0, lt=1)
     min_area: float = Field(4.0, ge=0, description="m² (CRS units²)")
     simplify_tolerance: float = Field(0.25, ge=0, description="CRS units")

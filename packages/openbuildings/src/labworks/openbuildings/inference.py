@@ -57,6 +57,21 @@ def _autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMan
     return torch.autocast(device.type, dtype=getattr(torch, dtype))
 
 
+def _predict_batch(
+    model: torch.nn.Module, batch: torch.Tensor, device: torch.device, cfg: DetectConfig
+) -> torch.Tensor:
+    """Probabilities (B, H, W); with ``cfg.tta == "flips"`` the mean over the 4 flips of the tile."""
+    flips: list[tuple[int, ...]] = [()] if cfg.tta == "none" else [(), (-1,), (-2,), (-2, -1)]
+    out = torch.zeros(batch.shape[0], *batch.shape[-2:], device=device)
+    for dims in flips:
+        x = batch.flip(dims) if dims else batch
+        with _autocast(device, cfg.dtype):
+            logits = model(x)
+        p = torch.sigmoid(logits.float())[:, 0]
+        out += p.flip(dims) if dims else p
+    return out / len(flips)
+
+
 @torch.no_grad()
 def predict_raster(
     model: torch.nn.Module,
@@ -136,9 +151,7 @@ def predict_raster(
                 batch = torch.from_numpy(np.stack(images)).to(device)
                 if device.type == "cuda":
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                with _autocast(device, cfg.dtype):
-                    logits = model(batch)
-                probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+                probs = _predict_batch(model, batch, device, cfg).cpu().numpy()
                 for w, p, valid in zip(chunk, probs, valids, strict=True):
                     hh, ww = int(w.height), int(w.width)
                     rr, cc = int(w.row_off) - buf0, int(w.col_off)
