@@ -23,6 +23,7 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
 def test_progress_counts_and_can_be_silenced(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.delenv("LABWORKS_NO_PROGRESS", raising=False)
     assert list(progress(range(5), desc="work")) == [0, 1, 2, 3, 4]
     assert "work" in capsys.readouterr().err
     monkeypatch.setenv("LABWORKS_NO_PROGRESS", "1")
