@@ -213,11 +213,7 @@ def footprints_from_probability(
                 ),
             )
             parts.append(fp)
-    out = (
-        Footprints.concat(parts)
-        if parts
-        else extract_footprints(np.zeros((1, 1), np.float32), info.transform, str(info.crs))
-    )
+    out = Footprints.concat(parts) if parts else Footprints.empty(str(info.crs))
     if stratum is not None:
         out.attrs["stratum"] = np.full(len(out), stratum, dtype=object)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from labworks.core import (
     CheckpointManager,
     all_reduce_mean,
+    atomic_write_text,
     get_device,
     get_logger,
     init_distributed,
@@ -226,8 +228,6 @@ def train(
     command continues from the latest), ``out_dir/model.safetensors`` (best validation IoU, or last),
     ``out_dir/history.json``. Under ``torchrun`` every rank trains on its shard (DDP, gloo/NCCL).
     """
-    import time
-
     t0 = time.perf_counter()
     out = Path(out_dir)
     info = init_distributed()
@@ -333,8 +333,6 @@ def train(
     model_path = out / "model.safetensors"
     if is_main_process():
         save_model(model_path, model, cfg, extra={"history": history, "best_epoch": best_epoch})
-        from labworks.core import atomic_write_text
-
         atomic_write_text(out / "history.json", json.dumps(history, indent=1))
     return TrainResult(model_path, history, best_epoch, time.perf_counter() - t0)
 
