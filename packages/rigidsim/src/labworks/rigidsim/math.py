@@ -1,0 +1,70 @@
+"""Batched rotation helpers (quaternions are (w, x, y, z), like MuJoCo)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def quat_to_mat(q: Tensor) -> Tensor:
+    """q: (..., 4) (normalised here) -> rotation matrices (..., 3, 3)."""
+    q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    w, x, y, z = q.unbind(-1)
+    row0 = torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1)
+    row1 = torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1)
+    row2 = torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)
+    return torch.stack([row0, row1, row2], -2)
+
+
+def quat_mul(a: Tensor, b: Tensor) -> Tensor:
+    """Hamilton product of (..., 4) quaternions."""
+    w1, x1, y1, z1 = a.unbind(-1)
+    w2, x2, y2, z2 = b.unbind(-1)
+    return torch.stack(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ],
+        -1,
+    )
+
+
+def quat_integrate(q: Tensor, omega_local: Tensor, dt: float) -> Tensor:
+    """Rotate q by the body-frame angular velocity omega_local: (..., 3) over dt; exact exponential map,
+    branch-free at zero rate. Returns a unit quaternion."""
+    angle = omega_local.norm(dim=-1, keepdim=True) * dt
+    half = 0.5 * angle
+    # sin(half)/|omega| without dividing by zero: dt * sinc-like series near 0
+    scale = torch.where(angle > 1e-8, torch.sin(half) / angle.clamp_min(1e-12), 0.5 - angle * angle / 48) * dt
+    dq = torch.cat([torch.cos(half), omega_local * scale], -1)
+    out = quat_mul(q, dq)
+    return out / out.norm(dim=-1, keepdim=True)
+
+
+def axis_angle_mat(axis: Tensor, angle: Tensor) -> Tensor:
+    """Rodrigues: axis (n, 3) unit, angle (B, n) -> (B, n, 3, 3)."""
+    x, y, z = axis.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack(
+        [torch.stack([zero, -z, y], -1), torch.stack([z, zero, -x], -1), torch.stack([-y, x, zero], -1)], -2
+    )
+    s = torch.sin(angle)[..., None, None]
+    c = (1 - torch.cos(angle))[..., None, None]
+    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
+    return eye + s * k + c * (k @ k)
+
+
+def mat_to_quat(m: Tensor) -> Tensor:
+    """Rotation matrices (..., 3, 3) -> unit quaternions (..., 4) with w >= 0 (branch-free)."""
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    w = 0.5 * torch.sqrt((1 + m00 + m11 + m22).clamp_min(0))
+    x = 0.5 * torch.sqrt((1 + m00 - m11 - m22).clamp_min(0))
+    y = 0.5 * torch.sqrt((1 - m00 + m11 - m22).clamp_min(0))
+    z = 0.5 * torch.sqrt((1 - m00 - m11 + m22).clamp_min(0))
+    x = torch.copysign(x, m[..., 2, 1] - m[..., 1, 2])
+    y = torch.copysign(y, m[..., 0, 2] - m[..., 2, 0])
+    z = torch.copysign(z, m[..., 1, 0] - m[..., 0, 1])
+    q = torch.stack([w, x, y, z], -1)
+    return q / q.norm(dim=-1, keepdim=True)
