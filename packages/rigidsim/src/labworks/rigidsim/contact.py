@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from labworks.rigidsim.math import mm, mtv, mv
+
 if TYPE_CHECKING:
     from labworks.rigidsim.model import Model
 
@@ -157,8 +159,8 @@ def collide(m: Model, xpos: Tensor, xrot: Tensor) -> Contacts | None:
     if not groups:
         return None
     gb = m.geom_body
-    gpos = xpos[:, gb] + (xrot[:, gb] @ m.geom_pos.unsqueeze(-1)).squeeze(-1)  # (B, G, 3)
-    grot = xrot[:, gb] @ m.geom_rot  # (B, G, 3, 3)
+    gpos = xpos[:, gb] + mv(xrot[:, gb], m.geom_pos)  # (B, G, 3)
+    grot = mm(xrot[:, gb], m.geom_rot)  # (B, G, 3, 3)
     size = m.geom_size
     points, normals, dists = [], [], []
     for g in groups:
@@ -180,7 +182,7 @@ def collide(m: Model, xpos: Tensor, xrot: Tensor) -> Contacts | None:
                     device=m.device,
                 )
                 local = signs.view(1, 1, 8, 3) * s1.view(1, -1, 1, 3)
-                cand = c1.unsqueeze(2) + (r1m.unsqueeze(2) @ local.unsqueeze(-1)).squeeze(-1)
+                cand = c1.unsqueeze(2) + mv(r1m.unsqueeze(2), local)
                 rad = torch.zeros(1, 1, 1, dtype=m.dtype, device=m.device)
             nn = n.unsqueeze(2).expand_as(cand)
             dist = ((cand - c2.unsqueeze(2)) * nn).sum(-1) - rad
@@ -199,7 +201,7 @@ def collide(m: Model, xpos: Tensor, xrot: Tensor) -> Contacts | None:
         if t2 == BOX:
             centre = c2
             p1 = p1 if t1 == SPHERE else _seg_point(a0, a1, centre)
-            local = ((p1 - centre).unsqueeze(-2) @ r2m).squeeze(-2)  # in box frame
+            local = mtv(r2m, p1 - centre)  # in box frame
             clamped = torch.maximum(torch.minimum(local, s2), -s2)
             inside = (local.abs() <= s2).all(-1, keepdim=True)
             # outside: nearest surface point; inside: push out through the nearest face
@@ -207,11 +209,11 @@ def collide(m: Model, xpos: Tensor, xrot: Tensor) -> Contacts | None:
             face = torch.nn.functional.one_hot(depth.argmin(-1), 3).to(m.dtype) * torch.sign(local + 1e-12)
             surf_in = torch.where(face != 0, face * s2, local)
             q_local = torch.where(inside, surf_in, clamped)
-            q = centre + (r2m @ q_local.unsqueeze(-1)).squeeze(-1)
+            q = centre + mv(r2m, q_local)
             delta = p1 - q
             length = delta.norm(dim=-1, keepdim=True)
             n_out = delta / length.clamp_min(1e-9)
-            n_in = (r2m @ face.unsqueeze(-1)).squeeze(-1)
+            n_in = mv(r2m, face)
             n = torch.where(inside | (length < 1e-9), n_in, n_out)
             signed = torch.where(inside.squeeze(-1), -length.squeeze(-1), length.squeeze(-1))
             dist = signed - rad1

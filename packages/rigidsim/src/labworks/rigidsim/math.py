@@ -68,3 +68,25 @@ def mat_to_quat(m: Tensor) -> Tensor:
     z = torch.copysign(z, m[..., 1, 0] - m[..., 0, 1])
     q = torch.stack([w, x, y, z], -1)
     return q / q.norm(dim=-1, keepdim=True)
+
+
+def cross(a: Tensor, b: Tensor) -> Tensor:
+    """Cross product over the last axis with broadcasting (faster than linalg.cross on CPU)."""
+    a0, a1, a2 = a.unbind(-1)
+    b0, b1, b2 = b.unbind(-1)
+    return torch.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], -1)
+
+
+def mv(r: Tensor, v: Tensor) -> Tensor:
+    """(..., 3, 3) @ (..., 3) by broadcasting (tiny matrices: no batched GEMM)."""
+    return (r * v.unsqueeze(-2)).sum(-1)
+
+
+def mtv(r: Tensor, v: Tensor) -> Tensor:
+    """r^T v for (..., 3, 3) and (..., 3)."""
+    return (r * v.unsqueeze(-1)).sum(-2)
+
+
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """(..., 3, 3) @ (..., 3, 3) by broadcasting."""
+    return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)

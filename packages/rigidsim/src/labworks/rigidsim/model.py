@@ -28,7 +28,8 @@ class SolverOptions:
 
     A violated constraint is driven towards the reference acceleration ``-b v - k r`` with
     ``b = 2 / timeconst`` and ``k = 1 / (timeconst * dampratio)^2`` (timeconst is raised to at least two time
-    steps for stability); ``impedance`` < 1 makes the constraint softer (MuJoCo's solimp).
+    steps for stability); ``impedance`` < 1 makes the constraint softer (MuJoCo's solimp). Each environment
+    considers only its ``max_contacts`` deepest contact candidates (None: all).
     """
 
     timeconst: float = 0.02
@@ -36,6 +37,7 @@ class SolverOptions:
     impedance: float = 0.9
     iterations: int = 10
     relaxation: float = 0.7
+    max_contacts: int | None = 8
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Group:
 
     jtype: int
     rows: Tensor  # positions inside the level's body list, (n,)
+    rows_l: list[int]
     joints: list[int]
     qadr: Tensor  # (n,) first qpos index
     dadr: Tensor  # (n,) first dof index
@@ -68,6 +71,8 @@ class Model:
     levels: list[Tensor] = field(default_factory=list)  # body ids per depth (world excluded)
     level_parents: list[Tensor] = field(default_factory=list)
     level_groups: list[list[Group]] = field(default_factory=list)
+    level_ids: list[list[int]] = field(default_factory=list)
+    level_parent_ids: list[list[int]] = field(default_factory=list)
     tensors: dict[str, Tensor] = field(default_factory=dict)
     contact_groups: list[ContactGroup] = field(default_factory=list)
     ncon: int = 0
@@ -141,6 +146,8 @@ class Model:
         for lev in range(1, maxd + 1):
             ids = [b for b in range(1, nb) if depth[b] == lev]
             m.levels.append(i(ids))
+            m.level_ids.append(ids)
+            m.level_parent_ids.append([spec.body_parent[b] for b in ids])
             m.level_parents.append(i([spec.body_parent[b] for b in ids]))
             groups: list[Group] = []
             nslot = max(len(body_joints[b]) for b in ids)
@@ -158,6 +165,7 @@ class Model:
                         Group(
                             t,
                             i(rows),
+                            rows,
                             js,
                             i([qadr[j] for j in js]),
                             i([dadr[j] for j in js]),
@@ -220,6 +228,21 @@ class Model:
             [qadr[j] + k for j in range(spec.njnt) if spec.jnt_type[j] in (2, 3) for k in range(1)]
         )
         m.tensors["lin_d"] = i([dadr[j] for j in range(spec.njnt) if spec.jnt_type[j] in (2, 3)])
+        # integration layout: [hinge/slide, free positions, quaternions (free then ball)] -> qpos order
+        free = [j for j in range(spec.njnt) if spec.jnt_type[j] == 0]
+        ball = [j for j in range(spec.njnt) if spec.jnt_type[j] == 1]
+        lin = [j for j in range(spec.njnt) if spec.jnt_type[j] in (2, 3)]
+        free_pos_q = [qadr[j] + k for j in free for k in range(3)]
+        rot_q = [qadr[j] + (3 if j in free else 0) + k for j in free + ball for k in range(4)]
+        rot_d = [dadr[j] + (3 if j in free else 0) + k for j in free + ball for k in range(3)]
+        order = [qadr[j] for j in lin] + free_pos_q + rot_q
+        perm = np.empty(len(order), dtype=np.int64)
+        perm[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
+        m.tensors["free_pos_q"] = i(free_pos_q)
+        m.tensors["free_pos_d"] = i([dadr[j] + k for j in free for k in range(3)])
+        m.tensors["rot_q"] = i(rot_q)
+        m.tensors["rot_d"] = i(rot_d)
+        m.tensors["qpos_perm"] = i(perm)
         from labworks.rigidsim.contact import build_contacts
 
         build_contacts(m)

@@ -11,7 +11,8 @@ from torch import Tensor
 
 from labworks.rigidsim.contact import collide
 from labworks.rigidsim.kinematics import Dynamics, dynamics
-from labworks.rigidsim.math import quat_integrate
+from labworks.rigidsim.linalg import cholesky, cholesky_solve
+from labworks.rigidsim.math import cross, quat_integrate
 from labworks.rigidsim.model import Model
 
 __all__ = ["applied_forces", "forward", "integrate_pos", "step"]
@@ -49,76 +50,81 @@ def forward(
     mass = dyn.mass_matrix
     if h > 0:
         mass = mass + torch.diag_embed(h * m.dof_damping).expand_as(mass)
-    chol = torch.linalg.cholesky(mass)
-    qacc = torch.cholesky_solve(force.unsqueeze(-1), chol).squeeze(-1)
+    chol = cholesky(mass)
+    qacc = cholesky_solve(force.unsqueeze(-1), chol).squeeze(-1)
     return dyn, qacc, chol
 
 
 def integrate_pos(m: Model, q: Tensor, qd: Tensor, h: float) -> Tensor:
     """q advanced by velocity qd over h (quaternions by the exponential map)."""
-    out = q
+    pieces = []
     if m.lin_q.numel():
-        out = out.index_add(1, m.lin_q, h * qd[:, m.lin_d])
-    dev = m.device
-    for qadr, dadr, free in ((m.free_qadr, m.free_dadr, True), (m.ball_qadr, m.ball_dadr, False)):
-        if not qadr.numel():
-            continue
-        if free:
-            pidx = qadr[:, None] + torch.arange(3, device=dev)
-            out = out.index_add(
-                1, pidx.reshape(-1), h * qd[:, (dadr[:, None] + torch.arange(3, device=dev)).reshape(-1)]
-            )
-            qa, wa = qadr + 3, dadr + 3
-        else:
-            qa, wa = qadr, dadr
-        qidx = qa[:, None] + torch.arange(4, device=dev)
-        quat = q[:, qidx]
-        omega = qd[:, wa[:, None] + torch.arange(3, device=dev)]
-        new = quat_integrate(quat, omega, h)
-        out = out.index_copy(1, qidx.reshape(-1), new.reshape(q.shape[0], -1))
-    return out
+        pieces.append(q[:, m.lin_q] + h * qd[:, m.lin_d])
+    if m.free_qadr.numel():
+        pieces.append(q[:, m.free_pos_q] + h * qd[:, m.free_pos_d])
+    if m.rot_q.numel():
+        b = q.shape[0]
+        quat = q[:, m.rot_q].view(b, -1, 4)
+        omega = qd[:, m.rot_d].view(b, -1, 3)
+        pieces.append(quat_integrate(quat, omega, h).reshape(b, -1))
+    return torch.cat(pieces, 1)[:, m.qpos_perm]
 
 
-def _constraint_rows(m: Model, dyn: Dynamics, q: Tensor) -> tuple[Tensor, Tensor, Tensor, int, int] | None:
-    """Jacobian rows (B, R, nv), distances (B, R) and friction (C,) of every candidate constraint.
+def _constraint_rows(m: Model, dyn: Dynamics, q: Tensor) -> tuple[Tensor, Tensor, Tensor, int] | None:
+    """Jacobian rows (B, R, nv), distances (B, R) and friction (B, C) of the constraints considered.
 
-    Row layout: [contact normals (C), tangent 1 (C), tangent 2 (C), limit rows (2L)]."""
+    Row layout: [contact normals (C), tangent 1 (C), tangent 2 (C), one row per limited joint (L)].
+    Only the ``options.max_contacts`` deepest contact candidates of each environment enter (a static
+    top-k, so shapes never depend on the data); each limited joint contributes the side it is nearer to."""
     kin = dyn.kin
     rows, dists = [], []
     ncon = 0
     con = collide(m, kin.xpos, kin.xrot)
     friction = torch.zeros(0, dtype=m.dtype, device=m.device)
     if con is not None:
-        ncon = con.point.shape[1]
+        point, normal, dist = con.point, con.normal, con.dist
+        body1 = con.body1.expand(dist.shape[0], -1)
+        body2 = con.body2.expand(dist.shape[0], -1)
+        friction = con.friction.expand(dist.shape[0], -1)
+        kmax = m.options.max_contacts
+        if kmax is not None and kmax < dist.shape[1]:
+            idx = torch.topk(-dist, kmax, dim=1).indices
+            idx3 = idx.unsqueeze(-1).expand(-1, -1, 3)
+            point, normal = point.gather(1, idx3), normal.gather(1, idx3)
+            dist = dist.gather(1, idx)
+            body1, body2, friction = body1.gather(1, idx), body2.gather(1, idx), friction.gather(1, idx)
+        ncon = dist.shape[1]
         rot = m.dof_rot[:, None]
-        r = con.point[:, :, None, :] - kin.dof_anchor[:, None, :, :]  # (B, C, V, 3)
-        a = kin.dof_axis[:, None].expand_as(r)
-        col = torch.where(rot > 0, torch.linalg.cross(a, r), a)
-        mask = (m.body_dof[con.body1] - m.body_dof[con.body2])[None, :, :, None]
+        r = point[:, :, None, :] - kin.dof_anchor[:, None, :, :]  # (B, C, V, 3)
+        a = kin.dof_axis[:, None]
+        col = torch.where(rot > 0, cross(a, r), a.expand_as(r))
+        mask = (m.body_dof[body1] - m.body_dof[body2]).unsqueeze(-1)  # (B, C, V, 1)
         jp = mask * col  # relative point velocity Jacobian (body 1 minus body 2)
-        n = con.normal
+        n = normal
         helper = torch.zeros_like(n)
         helper[..., 0] = 1.0
         alt = torch.zeros_like(n)
         alt[..., 1] = 1.0
         helper = torch.where(n[..., :1].abs() < 0.9, helper, alt)
-        t1 = torch.linalg.cross(n, helper)
+        t1 = cross(n, helper)
         t1 = t1 / t1.norm(dim=-1, keepdim=True)
-        t2 = torch.linalg.cross(n, t1)
+        t2 = cross(n, t1)
         for d in (n, t1, t2):
             rows.append((jp * d.unsqueeze(2)).sum(-1))
-        dists.append(con.dist)
-        friction = con.friction
+        dists.append(dist)
     nl = m.limit_q.numel()
     if nl:
         b = q.shape[0]
         eye = torch.eye(m.nv, dtype=m.dtype, device=m.device)[m.limit_d]  # (L, V)
         qa = q[:, m.limit_q]
-        rows.append(torch.cat([eye, -eye], 0).expand(b, 2 * nl, m.nv))
-        dists.append(torch.cat([qa - m.limit_lo, m.limit_hi - qa], 1))
+        lo, hi = qa - m.limit_lo, m.limit_hi - qa
+        lower = lo < hi
+        sign = torch.where(lower, 1.0, -1.0).to(m.dtype)
+        rows.append(sign.unsqueeze(-1) * eye.expand(b, nl, m.nv))
+        dists.append(torch.where(lower, lo, hi))
     if not rows:
         return None
-    return torch.cat(rows, 1), torch.cat(dists, 1), friction, ncon, nl
+    return torch.cat(rows, 1), torch.cat(dists, 1), friction, ncon
 
 
 def _solve_constraints(
@@ -127,15 +133,15 @@ def _solve_constraints(
     built = _constraint_rows(m, dyn, q)
     if built is None:
         return v_free
-    jac, dist, friction, c, _ = built
+    jac, dist, friction, c = built
     opt = m.options
     tc = max(opt.timeconst, 2 * h)
     b_ref, k_ref = 2.0 / tc, 1.0 / (tc * opt.dampratio) ** 2
-    w = torch.cholesky_solve(jac.transpose(1, 2), chol)  # (B, V, R) = M^-1 J^T
+    w = cholesky_solve(jac.transpose(1, 2), chol)  # (B, V, R) = M^-1 J^T
     diag = (jac * w.transpose(1, 2)).sum(-1)  # (B, R)
     reg = diag * (1.0 / opt.impedance - 1.0) + 1e-10
-    v0 = (jac @ qd.unsqueeze(-1)).squeeze(-1)
-    vf = (jac @ v_free.unsqueeze(-1)).squeeze(-1)
+    v0 = (jac * qd.unsqueeze(1)).sum(-1)
+    vf = (jac * v_free.unsqueeze(1)).sum(-1)
     # per-row distance and activity: tangents share their contact's
     d_row = torch.cat([dist[:, :c]] * 3 + [dist[:, c:]], 1) if c else dist
     active = (d_row < 0).to(m.dtype)
@@ -146,13 +152,13 @@ def _solve_constraints(
     lam = torch.zeros_like(vf)
     inv = active / (diag + reg)
     for _ in range(opt.iterations):
-        v = vf + (jac @ (w @ lam.unsqueeze(-1))).squeeze(-1)
+        v = vf + (jac * (w * lam.unsqueeze(1)).sum(-1).unsqueeze(1)).sum(-1)
         lam = lam + opt.relaxation * (target - v - reg * lam) * inv
         if c:
             ln = lam[:, :c].clamp_min(0)
             lt = lam[:, c : 3 * c].view(-1, 2, c)
             bound = (friction * ln).unsqueeze(1)
-            norm = lt.norm(dim=1, keepdim=True)
+            norm = torch.sqrt((lt * lt).sum(1, keepdim=True))
             lt = lt * torch.minimum(torch.ones_like(norm), bound / norm.clamp_min(1e-12))
             lam = torch.cat([ln, lt.reshape(-1, 2 * c), lam[:, 3 * c :].clamp_min(0)], 1)
         else:
