@@ -51,8 +51,8 @@ def kinematics(m: Model, q: Tensor) -> Kinematics:
     dof_ids: list[Tensor] = []
     axes: list[Tensor] = []
     anchors: list[Tensor] = []
-    for ids, par, groups, ids_l, par_l in zip(
-        m.levels, m.level_parents, m.level_groups, m.level_ids, m.level_parent_ids, strict=True
+    for ids, groups, ids_l, par_l in zip(
+        m.levels, m.level_groups, m.level_ids, m.level_parent_ids, strict=True
     ):
         rp = torch.stack([rots[p] for p in par_l], 1)
         tp = torch.stack([poss[p] for p in par_l], 1)
