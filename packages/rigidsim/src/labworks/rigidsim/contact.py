@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from labworks.rigidsim.math import mm, mtv, mv
+from labworks.rigidsim.math import mm, mtv, mv, safe_norm
 
 if TYPE_CHECKING:
     from labworks.rigidsim.model import Model
@@ -144,7 +144,7 @@ def _seg_seg(a0: Tensor, a1: Tensor, b0: Tensor, b1: Tensor) -> tuple[Tensor, Te
 
 def _sphere_sphere(c1: Tensor, r1: Tensor, c2: Tensor, r2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     d = c1 - c2
-    n_len = d.norm(dim=-1, keepdim=True)
+    n_len = safe_norm(d)
     fallback = torch.zeros_like(d)
     fallback[..., 2] = 1.0
     n = torch.where(n_len > 1e-9, d / n_len.clamp_min(1e-9), fallback)
@@ -211,7 +211,7 @@ def collide(m: Model, xpos: Tensor, xrot: Tensor) -> Contacts | None:
             q_local = torch.where(inside, surf_in, clamped)
             q = centre + mv(r2m, q_local)
             delta = p1 - q
-            length = delta.norm(dim=-1, keepdim=True)
+            length = safe_norm(delta)
             n_out = delta / length.clamp_min(1e-9)
             n_in = mv(r2m, face)
             n = torch.where(inside | (length < 1e-9), n_in, n_out)

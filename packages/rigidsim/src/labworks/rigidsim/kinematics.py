@@ -95,9 +95,9 @@ def kinematics(m: Model, q: Tensor) -> Kinematics:
                 lin = eye.expand(b, n, 3, 3)
                 axes.append(torch.cat([lin, rn.transpose(-1, -2)], 2).reshape(b, n * 6, 3))
                 anchors.append(tn.repeat_interleave(6, dim=1))
-            for k, r in enumerate(g.rows_l):
-                r_rows[r] = rn[:, k]
-                t_rows[r] = tn[:, k]
+            for k, row in enumerate(g.rows_l):
+                r_rows[row] = rn[:, k]
+                t_rows[row] = tn[:, k]
         for k, body in enumerate(ids_l):
             rots[body] = r_rows[k]
             poss[body] = t_rows[k]

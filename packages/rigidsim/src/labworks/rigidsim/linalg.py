@@ -48,10 +48,10 @@ def _unrolled_solve(b: Tensor, low: Tensor) -> Tensor:
 
 
 def cholesky(a: Tensor, unrolled: bool | None = None) -> Tensor:
-    """Lower Cholesky factor of SPD a: (B, n, n)."""
+    """Lower Cholesky factor of SPD a: (B, n, n); never raises (a failed row yields NaN downstream)."""
     if unrolled is None:
         unrolled = torch.compiler.is_compiling()
-    return _unrolled_cholesky(a) if unrolled else torch.linalg.cholesky(a)
+    return _unrolled_cholesky(a) if unrolled else torch.linalg.cholesky_ex(a).L
 
 
 def cholesky_solve(b: Tensor, low: Tensor, unrolled: bool | None = None) -> Tensor:

@@ -6,6 +6,13 @@ import torch
 from torch import Tensor
 
 
+def safe_norm(v: Tensor, keepdim: bool = True) -> Tensor:
+    """Euclidean norm over the last axis whose gradient is 0 (not NaN) at the zero vector."""
+    sq = (v * v).sum(-1, keepdim=keepdim)
+    pos = sq > 1e-30
+    return torch.where(pos, torch.sqrt(torch.where(pos, sq, 1.0)), 0.0)
+
+
 def quat_to_mat(q: Tensor) -> Tensor:
     """q: (..., 4) (normalised here) -> rotation matrices (..., 3, 3)."""
     q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -34,10 +41,11 @@ def quat_mul(a: Tensor, b: Tensor) -> Tensor:
 def quat_integrate(q: Tensor, omega_local: Tensor, dt: float) -> Tensor:
     """Rotate q by the body-frame angular velocity omega_local: (..., 3) over dt; exact exponential map,
     branch-free at zero rate. Returns a unit quaternion."""
-    angle = omega_local.norm(dim=-1, keepdim=True) * dt
+    angle = safe_norm(omega_local) * dt
     half = 0.5 * angle
     # sin(half)/|omega| without dividing by zero: dt * sinc-like series near 0
-    scale = torch.where(angle > 1e-8, torch.sin(half) / angle.clamp_min(1e-12), 0.5 - angle * angle / 48) * dt
+    big = angle > 1e-6
+    scale = torch.where(big, torch.sin(half) / torch.where(big, angle, 1.0), 0.5 - angle * angle / 48) * dt
     dq = torch.cat([torch.cos(half), omega_local * scale], -1)
     out = quat_mul(q, dq)
     return out / out.norm(dim=-1, keepdim=True)

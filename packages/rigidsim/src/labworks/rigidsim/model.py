@@ -35,8 +35,8 @@ class SolverOptions:
     timeconst: float = 0.02
     dampratio: float = 1.0
     impedance: float = 0.9
-    iterations: int = 10
-    relaxation: float = 0.7
+    iterations: int = 20
+    relaxation: float = 0.3
     max_contacts: int | None = 8
 
 

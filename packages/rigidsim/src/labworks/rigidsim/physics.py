@@ -12,7 +12,7 @@ from torch import Tensor
 from labworks.rigidsim.contact import collide
 from labworks.rigidsim.kinematics import Dynamics, dynamics
 from labworks.rigidsim.linalg import cholesky, cholesky_solve
-from labworks.rigidsim.math import cross, quat_integrate
+from labworks.rigidsim.math import cross, quat_integrate, safe_norm
 from labworks.rigidsim.model import Model
 
 __all__ = ["applied_forces", "forward", "integrate_pos", "step"]
@@ -158,7 +158,7 @@ def _solve_constraints(
             ln = lam[:, :c].clamp_min(0)
             lt = lam[:, c : 3 * c].view(-1, 2, c)
             bound = (friction * ln).unsqueeze(1)
-            norm = torch.sqrt((lt * lt).sum(1, keepdim=True))
+            norm = safe_norm(lt.transpose(1, 2)).transpose(1, 2)
             lt = lt * torch.minimum(torch.ones_like(norm), bound / norm.clamp_min(1e-12))
             lam = torch.cat([ln, lt.reshape(-1, 2 * c), lam[:, 3 * c :].clamp_min(0)], 1)
         else:
