@@ -33,11 +33,13 @@ class PPOConfig(Config):
     init_log_std: float = 0.0
     eval_every: int = Field(10, ge=1, description="iterations between evaluation rollouts")
     eval_envs: int = Field(64, ge=1)
+    target_return: float | None = Field(None, description="stop once an evaluation reaches this return")
     checkpoint_every: int = Field(50, ge=1)
     seed: int = 0
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"
     compile: bool = Field(False, description="torch.compile the physics step (minutes to compile on CPU)")
+    integrator: Literal["euler", "rk4"] | None = Field(None, description="override the model's integrator")
 
 
 class SACConfig(Config):
@@ -64,3 +66,4 @@ class SACConfig(Config):
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"
     compile: bool = False
+    integrator: Literal["euler", "rk4"] | None = None

@@ -21,12 +21,10 @@ __all__ = ["applied_forces", "forward", "integrate_pos", "step"]
 def applied_forces(m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, damping: bool = True) -> Tensor:
     """Actuator + passive (spring, optionally damper) generalized forces, (B, nv).
 
-    ctrl: (B, nu), clipped to each actuator's ctrlrange."""
+    ctrl: (B, nu), clipped to each actuator's ctrlrange; None means no actuation."""
     b = q.shape[0]
     f = torch.zeros(b, m.nv, dtype=m.dtype, device=m.device)
-    if m.nu:
-        if ctrl is None:
-            raise ValueError(f"the model has {m.nu} actuators: pass ctrl of shape (batch, {m.nu})")
+    if m.nu and ctrl is not None:
         if ctrl.shape != (b, m.nu):
             raise ValueError(f"ctrl must have shape ({b}, {m.nu}), got {tuple(ctrl.shape)}")
         u = torch.minimum(torch.maximum(ctrl.to(m.dtype), m.act_lo), m.act_hi)

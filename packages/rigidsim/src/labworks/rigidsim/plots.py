@@ -62,3 +62,22 @@ def plot_scaling(
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_conservation(results: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path) -> Path:
+    """Drift of linear/angular momentum and energy against time step, one line per engine/integrator."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, key, title in zip(
+        axes,
+        ("linear", "angular", "energy"),
+        ("linear momentum drift", "angular momentum drift", "relative energy drift"),
+        strict=True,
+    ):
+        for label, r in results.items():
+            ys = [max(v, 1e-17) for v in r[key]]
+            ax.loglog(r["dt"], ys, marker="o", ls="-" if label.startswith("rigidsim") else "--", label=label)
+        ax.set_xlabel("time step (s)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)

@@ -210,8 +210,15 @@ def train_ppo(cfg: PPOConfig, out_dir: str | Path, resume: bool = True) -> Train
             )
         if hasattr(bar, "set_postfix") and recent:
             bar.set_postfix(ret=f"{history['train_return'][-1]:.2f}")
-        if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == iterations:
+        reached = (
+            cfg.target_return is not None and history["eval_steps"] and history["eval_steps"][-1] == float(steps)
+            and history["eval_return"][-1] >= cfg.target_return
+        )  # fmt: skip
+        if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == iterations or reached:
             ckpts.save(it + 1, agent, opt, config=cfg, extra={"history": history, "seconds": seconds})
+        if reached:
+            log.info("target return %.3f reached after %d steps", cfg.target_return, steps)
+            break
     agent_path = out / "agent.safetensors"
     seconds = elapsed0 + time.perf_counter() - t0
     if is_main_process():

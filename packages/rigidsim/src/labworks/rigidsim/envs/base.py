@@ -74,6 +74,7 @@ class Env:
         seed: int = 0,
         compile: bool = False,
         model: Model | None = None,
+        integrator: str | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -82,6 +83,10 @@ class Env:
         self.dtype = dtype
         self.model = model if model is not None else load_model(self.model_path(), self.device, dtype)
         self.configure(self.model)
+        if integrator is not None:
+            if integrator not in ("euler", "rk4"):
+                raise ValueError(f"integrator must be 'euler' or 'rk4', got {integrator!r}")
+            self.model.integrator = integrator
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._physics: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] = self._substeps
         if compile:
