@@ -6,8 +6,11 @@ from typing import Any
 
 from labworks.rigidsim.envs.base import Env, EnvState, gymnasium_asset
 from labworks.rigidsim.envs.locomotion import Ant, HalfCheetah, Humanoid, Reacher
+from labworks.rigidsim.envs.tasks import Fetch, Grasp, UR5e, asset_path
 
-ENVS: dict[str, type[Env]] = {cls.name: cls for cls in (Reacher, Ant, HalfCheetah, Humanoid)}
+ENVS: dict[str, type[Env]] = {
+    cls.name: cls for cls in (Reacher, Ant, HalfCheetah, Humanoid, Fetch, Grasp, UR5e)
+}
 
 
 def make(name: str, num_envs: int = 1, **kwargs: Any) -> Env:
@@ -17,4 +20,18 @@ def make(name: str, num_envs: int = 1, **kwargs: Any) -> Env:
     return ENVS[name](num_envs, **kwargs)
 
 
-__all__ = ["ENVS", "Ant", "Env", "EnvState", "HalfCheetah", "Humanoid", "Reacher", "gymnasium_asset", "make"]
+__all__ = [
+    "ENVS",
+    "Ant",
+    "Env",
+    "EnvState",
+    "Fetch",
+    "Grasp",
+    "HalfCheetah",
+    "Humanoid",
+    "Reacher",
+    "UR5e",
+    "asset_path",
+    "gymnasium_asset",
+    "make",
+]

@@ -119,6 +119,10 @@ class Env:
         """(reward, terminated) of the transition (q0, qd0) -> (q1, qd1) under action."""
         raise NotImplementedError
 
+    def next_target(self, q1: Tensor, target: Tensor) -> Tensor:
+        """Hook: the task target after a transition (e.g. a new goal once reached)."""
+        return target
+
     # ------------------------------------------------------------------ helpers
     @property
     def dt(self) -> float:
@@ -184,7 +188,7 @@ class Env:
         d = done[:, None]
         q_next = torch.where(d, rq, q1)
         qd_next = torch.where(d, rqd, qd1)
-        target = torch.where(d, rtarget, state.target)
+        target = torch.where(d, rtarget, self.next_target(q1, state.target))
         counters = {
             "bad_actions": state.counters["bad_actions"] + bad.sum(),
             "unstable_resets": state.counters["unstable_resets"] + unstable.sum(),
