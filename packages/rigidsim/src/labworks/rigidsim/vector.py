@@ -21,7 +21,7 @@ from labworks.rigidsim.envs import Env, EnvState, make
 __all__ = ["RigidsimVectorEnv"]
 
 
-class RigidsimVectorEnv(VectorEnv):  # type: ignore[misc]
+class RigidsimVectorEnv(VectorEnv):
     """``RigidsimVectorEnv("ant", num_envs=256)`` behaves like ``gymnasium.make_vec("Ant-v5", 256)``."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}

@@ -67,7 +67,7 @@ class Fetch(Env):
         d1 = (target[:, :2] - q1[:, :2]).norm(dim=-1)
         arrived = d1 < 0.5
         reward = (d0 - d1) / self.dt - 0.05 * (action * action).sum(-1) + 10.0 * arrived.to(q1.dtype)
-        w, x, y, _ = q1[:, 3:7].unbind(-1)
+        _, x, y, _ = q1[:, 3:7].unbind(-1)
         up_z = 1 - 2 * (x * x + y * y)  # z of the body's up axis
         return reward, (up_z < 0.0) | ~torch.isfinite(q1).all(-1)
 
