@@ -11,7 +11,7 @@ from torch import Tensor
 
 from labworks.rigidsim.contact import collide
 from labworks.rigidsim.kinematics import Dynamics, dynamics
-from labworks.rigidsim.linalg import cholesky, cholesky_solve
+from labworks.rigidsim.linalg import spd_inverse
 from labworks.rigidsim.math import cross, quat_integrate, safe_norm
 from labworks.rigidsim.model import Model
 
@@ -42,15 +42,15 @@ def forward(
 ) -> tuple[Dynamics, Tensor, Tensor]:
     """Unconstrained acceleration. With h > 0 the damping is implicit: (M + h D) qacc = f.
 
-    Returns (dynamics, qacc, cholesky factor of the matrix used)."""
+    Returns (dynamics, qacc, inverse of the matrix used)."""
     dyn = dynamics(m, q, qd)
     force = applied_forces(m, q, qd, ctrl) - dyn.bias
     mass = dyn.mass_matrix
     if h > 0:
         mass = mass + torch.diag_embed(h * m.dof_damping).expand_as(mass)
-    chol = cholesky(mass)
-    qacc = cholesky_solve(force.unsqueeze(-1), chol).squeeze(-1)
-    return dyn, qacc, chol
+    minv = spd_inverse(mass)
+    qacc = (minv @ force.unsqueeze(-1)).squeeze(-1)
+    return dyn, qacc, minv
 
 
 def integrate_pos(m: Model, q: Tensor, qd: Tensor, h: float) -> Tensor:
@@ -126,7 +126,7 @@ def _constraint_rows(m: Model, dyn: Dynamics, q: Tensor) -> tuple[Tensor, Tensor
 
 
 def _solve_constraints(
-    m: Model, dyn: Dynamics, q: Tensor, qd: Tensor, v_free: Tensor, chol: Tensor, h: float
+    m: Model, dyn: Dynamics, q: Tensor, qd: Tensor, v_free: Tensor, minv: Tensor, h: float
 ) -> Tensor:
     built = _constraint_rows(m, dyn, q)
     if built is None:
@@ -135,7 +135,7 @@ def _solve_constraints(
     opt = m.options
     tc = max(opt.timeconst, 2 * h)
     b_ref, k_ref = 2.0 / tc, 1.0 / (tc * opt.dampratio) ** 2
-    w = cholesky_solve(jac.transpose(1, 2), chol)  # (B, V, R) = M^-1 J^T
+    w = minv @ jac.transpose(1, 2)  # (B, V, R) = M^-1 J^T
     diag = (jac * w.transpose(1, 2)).sum(-1)  # (B, R)
     reg = diag * (1.0 / opt.impedance - 1.0) + 1e-10
     v0 = (jac * qd.unsqueeze(1)).sum(-1)
@@ -149,8 +149,9 @@ def _solve_constraints(
     target = v0 - h * (b_ref * v0 + k_ref * d_row * is_normal)
     lam = torch.zeros_like(vf)
     inv = active / (diag + reg)
+    delassus = jac @ w  # (B, R, R) = J M^-1 J^T, once; each iteration is then one small product
     for _ in range(opt.iterations):
-        v = vf + (jac * (w * lam.unsqueeze(1)).sum(-1).unsqueeze(1)).sum(-1)
+        v = vf + (delassus @ lam.unsqueeze(-1)).squeeze(-1)
         lam = lam + opt.relaxation * (target - v - reg * lam) * inv
         if c:
             ln = lam[:, :c].clamp_min(0)
@@ -171,16 +172,16 @@ def step(
     h = m.timestep if h is None else h
     if m.integrator == "rk4":
         return _rk4(m, q, qd, ctrl, h)
-    dyn, qacc, chol = forward(m, q, qd, ctrl, h)
+    dyn, qacc, minv = forward(m, q, qd, ctrl, h)
     v_free = qd + h * qacc
-    qd_new = _solve_constraints(m, dyn, q, qd, v_free, chol, h)
+    qd_new = _solve_constraints(m, dyn, q, qd, v_free, minv, h)
     return integrate_pos(m, q, qd_new, h), qd_new
 
 
 def _rk4(m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, h: float) -> tuple[Tensor, Tensor]:
     """MuJoCo's 4th-order Runge-Kutta on the smooth dynamics (explicit damping), then the constraint
     impulse of the initial state applied as a velocity correction (exact when no constraint is active)."""
-    dyn0, a0, chol0 = forward(m, q, qd, ctrl)
+    dyn0, a0, minv0 = forward(m, q, qd, ctrl)
     vels, accs = [qd], [a0]
     coef = (0.5, 0.5, 1.0)
     for c in coef:
@@ -195,7 +196,7 @@ def _rk4(m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, h: float) -> tupl
     qd_new = qd + h * asum
     q_new = integrate_pos(m, q, vsum, h)
     if m.ncon or m.limit_q.numel():
-        fixed = _solve_constraints(m, dyn0, q, qd, qd_new, chol0, h)
+        fixed = _solve_constraints(m, dyn0, q, qd, qd_new, minv0, h)
         q_new = integrate_pos(m, q_new, fixed - qd_new, h)
         qd_new = fixed
     return q_new, qd_new

@@ -74,8 +74,17 @@ def load_agent(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     return agent.eval(), cfg
 
 
-def train_ppo(cfg: PPOConfig, out_dir: str | Path, resume: bool = True) -> TrainResult:
-    """Train; writes ``out_dir/checkpoints``, ``agent.safetensors``, ``history.json``, ``reward_curve.png``."""
+def train_ppo(
+    cfg: PPOConfig,
+    out_dir: str | Path,
+    resume: bool = True,
+    env: Env | None = None,
+    eval_env: Env | None = None,
+) -> TrainResult:
+    """Train; writes ``out_dir/checkpoints``, ``agent.safetensors``, ``history.json``, ``reward_curve.png``.
+
+    ``env``/``eval_env`` replace the environments built from ``cfg.env`` (any object with the
+    :class:`~labworks.rigidsim.envs.Env` interface, e.g. a MuJoCo-backed one for comparisons)."""
     out = Path(out_dir)
     info = init_distributed(device=None if cfg.device == "auto" else cfg.device)
     device = info.device
