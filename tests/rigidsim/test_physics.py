@@ -93,3 +93,20 @@ def test_bad_ctrl_shape(assets):
     model = load_model(assets / "reacher.xml")
     with pytest.raises(ValueError, match="ctrl must have shape"):
         step(model, model.qpos0[None], torch.zeros(1, model.nv), torch.zeros(1, 3))
+
+
+@pytest.mark.slow
+def test_compiled_step_equals_eager(assets):
+    """torch.compile (inductor, CPU) of the step gives the eager result (Ant, with contacts)."""
+    model = load_model(assets / "ant.xml", dtype=torch.float32)
+    model.integrator = "euler"
+    gen = torch.Generator().manual_seed(0)
+    q = model.qpos0.expand(64, -1).clone()
+    q[:, 2] -= 0.15
+    qd = 0.1 * torch.randn(64, model.nv, generator=gen)
+    u = torch.rand(64, model.nu, generator=gen) * 2 - 1
+    fn = torch.compile(lambda a, b, c: step(model, a, b, c), dynamic=False)
+    q_e, qd_e = step(model, q, qd, u)
+    q_c, qd_c = fn(q, qd, u)
+    torch.testing.assert_close(q_c, q_e, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(qd_c, qd_e, atol=1e-3, rtol=1e-3)

@@ -88,9 +88,9 @@ class Env:
                 raise ValueError(f"integrator must be 'euler' or 'rk4', got {integrator!r}")
             self.model.integrator = integrator
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self._physics: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] = self._substeps
-        if compile:
-            self._physics = torch.compile(self._substeps, dynamic=False)
+        self._one_step: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] = self._physics_step
+        if compile:  # one step compiled and reused frame_skip times (compiles once, ~1 minute on CPU)
+            self._one_step = torch.compile(self._physics_step, dynamic=False)
         probe = self.observe(
             self.model.qpos0.expand(1, -1),
             torch.zeros(1, self.model.nv, dtype=dtype, device=self.device),
@@ -136,9 +136,12 @@ class Env:
     def normal(self, shape: tuple[int, ...], scale: float) -> Tensor:
         return scale * torch.randn(shape, generator=self.generator, device=self.device, dtype=self.dtype)
 
-    def _substeps(self, q: Tensor, qd: Tensor, ctrl: Tensor) -> tuple[Tensor, Tensor]:
+    def _physics_step(self, q: Tensor, qd: Tensor, ctrl: Tensor) -> tuple[Tensor, Tensor]:
+        return physics_step(self.model, q, qd, ctrl)
+
+    def _physics(self, q: Tensor, qd: Tensor, ctrl: Tensor) -> tuple[Tensor, Tensor]:
         for _ in range(self.frame_skip):
-            q, qd = physics_step(self.model, q, qd, ctrl)
+            q, qd = self._one_step(q, qd, ctrl)
         return q, qd
 
     # ------------------------------------------------------------------ API
