@@ -51,12 +51,13 @@ def test_ppo_improves_reacher_quickly(tmp_path):
 
 @pytest.mark.slow
 def test_ppo_solves_reacher(tmp_path):
-    """gymnasium's threshold (-3.75) within 3M steps with the demo's settings (about 5 minutes here)."""
+    """gymnasium's threshold (-3.75) within 3M steps with the demo's settings, on the XML's RK4 physics
+    (about 5 minutes here)."""
     from labworks.rigidsim.envs.locomotion import Reacher
 
     cfg = PPOConfig(env="reacher", num_envs=512, unroll=50, total_steps=3_000_000, epochs=8, minibatches=8,
                     lr=1e-3, gamma=0.95, eval_every=5, eval_envs=256, target_return=Reacher.reward_threshold,
-                    integrator="euler", device="cpu")  # fmt: skip
+                    device="cpu")  # fmt: skip
     res = train_ppo(cfg, tmp_path, resume=False)
     assert max(res.history["eval_return"]) >= Reacher.reward_threshold
 

@@ -29,7 +29,6 @@ def demo(out_dir: Path, seed: int = 0) -> Path:
         eval_every=5,
         eval_envs=256,
         target_return=Reacher.reward_threshold,
-        integrator="euler",
         seed=seed,
         device="cpu",
     )

@@ -90,17 +90,20 @@ def train_ppo(
     device = info.device
     seed_everything(cfg.seed + 1000 * info.rank)
     dtype = _dtype(cfg.dtype)
-    env = make(
-        cfg.env,
-        cfg.num_envs,
-        device=device,
-        dtype=dtype,
-        seed=cfg.seed + 1000 * info.rank,
-        compile=cfg.compile,
-    )
-    eval_env = make(
-        cfg.env, cfg.eval_envs, device=device, dtype=dtype, seed=cfg.seed + 10_000_019, model=env.model
-    )
+    if env is None:
+        env = make(
+            cfg.env,
+            cfg.num_envs,
+            device=device,
+            dtype=dtype,
+            seed=cfg.seed + 1000 * info.rank,
+            compile=cfg.compile,
+            integrator=cfg.integrator,
+        )
+    if eval_env is None:
+        eval_env = make(
+            cfg.env, cfg.eval_envs, device=device, dtype=dtype, seed=cfg.seed + 10_000_019, model=env.model
+        )
     agent = ActorCritic(env.obs_size, env.action_size, cfg.hidden, cfg.init_log_std).to(device)
     ddp = wrap_ddp(agent, info)
     opt = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=1e-5)
