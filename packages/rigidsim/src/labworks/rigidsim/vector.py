@@ -14,7 +14,7 @@ try:
     import gymnasium as gym
     from gymnasium.vector import AutoresetMode, VectorEnv
 except ImportError as e:  # pragma: no cover - optional dependency
-    raise ImportError("RigidsimVectorEnv needs gymnasium: pip install 'labworks-rigidsim[gym]'") from e
+    raise ImportError("RigidsimVectorEnv needs gymnasium: pip install gymnasium") from e
 
 from labworks.rigidsim.envs import Env, EnvState, make
 

@@ -24,7 +24,7 @@ def gymnasium_asset(name: str) -> Path:
         import gymnasium
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "this environment reads its MJCF from the gymnasium package: pip install 'labworks-rigidsim[gym]'"
+            "this environment reads its MJCF from the gymnasium package: pip install gymnasium"
         ) from e
     path = Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets" / name
     if not path.is_file():
