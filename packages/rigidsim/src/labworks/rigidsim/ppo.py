@@ -138,7 +138,7 @@ def train_ppo(
     bar = progress(
         range(start, iterations), desc=f"ppo {cfg.env}", unit="it", initial=start, total=iterations
     )
-    recent: list[float] = []
+    last_train = math.nan
     for it in bar:
         if cfg.anneal_lr:
             for g in opt.param_groups:
@@ -150,7 +150,8 @@ def train_ppo(
         rew_b = torch.empty(cfg.unroll, cfg.num_envs, device=device)
         done_b = torch.empty(cfg.unroll, cfg.num_envs, device=device)
         trunc_b = torch.empty(cfg.unroll, cfg.num_envs, device=device)
-        finished: list[torch.Tensor] = []
+        ret_sum = torch.zeros((), device=device)  # on-device tallies: no host round trip per step
+        ret_cnt = torch.zeros((), device=device)
         with torch.no_grad():
             for t in range(cfg.unroll):
                 obs = state.obs.float()
@@ -164,7 +165,8 @@ def train_ppo(
                 rew_b[t] = state.reward.float() * cfg.reward_scale
                 done_b[t] = state.done.float()
                 trunc_b[t] = state.truncated.float()
-                finished.append(state.final_return[state.done].float())
+                ret_sum += torch.where(state.done, state.final_return, 0.0).sum().float()
+                ret_cnt += state.done.sum()
             val_b[cfg.unroll] = agent.value(state.obs.float())
             # GAE; at a time-limit truncation the next state is unknown (auto-reset): bootstrap with V(s_t)
             adv = torch.zeros_like(rew_b)
@@ -202,13 +204,13 @@ def train_ppo(
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
                 opt.step()
-        done_returns = torch.cat(finished)
-        if done_returns.numel():
-            recent = (recent + done_returns.tolist())[-200:]
+        count = int(ret_cnt)  # one synchronisation per iteration
+        if count:
+            last_train = float(ret_sum) / count
         steps = (it + 1) * per_iter
         seconds = elapsed0 + time.perf_counter() - t0
         history["steps"].append(float(steps))
-        history["train_return"].append(float(sum(recent) / len(recent)) if recent else math.nan)
+        history["train_return"].append(last_train)
         history["seconds"].append(seconds)
         if (it + 1) % cfg.eval_every == 0 or it + 1 == iterations:
             history["eval_steps"].append(float(steps))
@@ -220,7 +222,7 @@ def train_ppo(
                 history["eval_return"][-1],
                 seconds,
             )
-        if hasattr(bar, "set_postfix") and recent:
+        if hasattr(bar, "set_postfix") and count:
             bar.set_postfix(ret=f"{history['train_return'][-1]:.2f}")
         reached = (
             cfg.target_return is not None and history["eval_steps"] and history["eval_steps"][-1] == float(steps)

@@ -134,7 +134,9 @@ def train_sac(cfg: SACConfig, out_dir: str | Path, resume: bool = True) -> Train
             log.info("resumed at iteration %d (replay buffer refilled by the policy)", start)
     state = env.init()
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 17 + start)
-    recent: list[float] = []
+    ret_sum = torch.zeros((), device=device)  # on-device tallies, read at evaluation time
+    ret_cnt = torch.zeros((), device=device)
+    last_train = math.nan
     t0 = time.perf_counter()
     for it in progress(range(start, iterations), desc=f"sac {cfg.env}", initial=start, total=iterations):
         obs = state.obs.float()
@@ -154,8 +156,8 @@ def train_sac(cfg: SACConfig, out_dir: str | Path, resume: bool = True) -> Train
         # after a truncation the stored next obs is the reset one: keep those transitions out of targets
         buf["valid"][idx] = (~state.done | term).float()
         ptr, size = (ptr + cfg.num_envs) % n, min(n, size + cfg.num_envs)
-        if state.done.any():
-            recent = (recent + state.final_return[state.done].float().tolist())[-200:]
+        ret_sum += torch.where(state.done, state.final_return, 0.0).sum().float()
+        ret_cnt += state.done.sum()
         if it >= warmup and it % every == 0:
             for _ in range(updates):
                 j = torch.randint(0, size, (cfg.batch_size,), generator=gen, device=device)
@@ -188,7 +190,11 @@ def train_sac(cfg: SACConfig, out_dir: str | Path, resume: bool = True) -> Train
         seconds = elapsed0 + time.perf_counter() - t0
         if (it + 1) % cfg.eval_every == 0 or it + 1 == iterations:
             history["steps"].append(float(steps))
-            history["train_return"].append(float(sum(recent) / len(recent)) if recent else math.nan)
+            if int(ret_cnt):
+                last_train = float(ret_sum) / int(ret_cnt)
+                ret_sum.zero_()
+                ret_cnt.zero_()
+            history["train_return"].append(last_train)
             history["seconds"].append(seconds)
             history["eval_steps"].append(float(steps))
             history["eval_return"].append(evaluate_policy(eval_env, agent))
