@@ -110,7 +110,7 @@ def test_cli_simulate_and_render(tmp_path):
     runner = CliRunner()
     res = runner.invoke(cli, ["simulate", "--env", "half_cheetah", "--num-envs", "8", "--steps", "5"])
     assert res.exit_code == 0, res.output
-    report = json.loads(res.output)
+    report = json.loads(res.stdout)
     assert report["num_envs"] == 8 and report["unstable_resets"] == 0
     res = runner.invoke(
         cli, ["render", "--env", "reacher", "--steps", "10", "--out", str(tmp_path / "r.html")]
@@ -121,14 +121,15 @@ def test_cli_simulate_and_render(tmp_path):
     assert res.exit_code != 0
 
 
-def test_cli_train_with_overrides(tmp_path):
+def test_cli_train_with_overrides(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABWORKS_NO_PROGRESS", "1")
     runner = CliRunner()
     args = ["train", "--out", str(tmp_path), "--no-resume"]
     for k, v in TINY.items():
         args += ["--set", f"{k}={v}"]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["final_eval_return"] is not None
+    assert json.loads(res.stdout)["final_eval_return"] is not None
     assert (tmp_path / "config.yaml").is_file()
 
 
