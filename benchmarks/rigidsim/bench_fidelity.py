@@ -15,7 +15,9 @@ from labworks.rigidsim.fidelity import fidelity_report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-output/rigidsim/fidelity"))
     args = parser.parse_args()
     torch.set_num_threads(1)
