@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from labworks.rigidsim import dynamics, load_model, step
+from labworks.rigidsim.kinematics import com_jacobians
 
 mujoco = pytest.importorskip("mujoco")
 
@@ -29,9 +30,44 @@ def _random_states(ref, n, seed):
     return [np.array(x) for x in zip(*out, strict=True)]
 
 
-@pytest.mark.parametrize("name", ["reacher", "half_cheetah", "ant", "humanoid", "hopper"])
-def test_mass_matrix_and_bias_equal_mujoco(assets, name):
+# every joint type, two hinges on one body, a ball under a free root, off-axis inertias and joint anchors
+MIXED = """
+<mujoco>
+  <option gravity="0.3 -0.2 -9.81"/>
+  <default><geom contype="0" conaffinity="0"/></default>
+  <worldbody>
+    <body name="root" pos="0 0 1">
+      <freejoint/>
+      <geom type="box" size=".2 .1 .05" mass="2"/>
+      <body name="arm" pos=".2 0 0" quat="0.9 0.1 0.3 0.2">
+        <joint name="ball" type="ball" pos="-.05 0 0" armature=".01"/>
+        <geom type="capsule" fromto="0 0 0 .3 .1 0" size=".04"/>
+        <body name="wrist" pos=".3 .1 0">
+          <joint name="h1" type="hinge" axis="0 0 1" pos=".02 0 0"/>
+          <joint name="h2" type="hinge" axis="0 1 1" armature=".05"/>
+          <geom type="box" size=".05 .03 .02" pos=".05 0 .01" euler="10 20 30"/>
+          <body name="slider" pos=".1 0 0">
+            <joint name="s" type="slide" axis="1 .2 0"/>
+            <geom type="sphere" size=".03" pos="0 .02 0"/>
+          </body>
+        </body>
+      </body>
+      <body name="leg" pos="-.2 0 0">
+        <joint name="h3" type="hinge" axis="1 0 0" pos="0 .01 .02" damping=".1"/>
+        <geom type="capsule" fromto="0 0 0 0 0 -.3" size=".03"/>
+      </body>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+@pytest.mark.parametrize("name", ["reacher", "half_cheetah", "ant", "humanoid", "hopper", "mixed"])
+def test_mass_matrix_and_bias_equal_mujoco(assets, name, tmp_path):
     path = assets / f"{name}.xml"
+    if name == "mixed":
+        path = tmp_path / "mixed.xml"
+        path.write_text(MIXED)
     ref = mujoco.MjModel.from_xml_path(str(path))
     q, qd, full, bias, xpos = _random_states(ref, 4, seed=1)
     model = load_model(path, dtype=torch.float64)
@@ -81,3 +117,24 @@ def test_batched_equals_single(assets):
         qi, qdi = step(model, q[i : i + 1], qd[i : i + 1], u[i : i + 1])
         torch.testing.assert_close(qi[0], qb[i])
         torch.testing.assert_close(qdi[0], qdb[i])
+
+
+def test_com_jacobians_give_body_velocities(assets, tmp_path):
+    path = tmp_path / "mixed.xml"
+    path.write_text(MIXED)
+    ref = mujoco.MjModel.from_xml_path(str(path))
+    q, qd, *_ = _random_states(ref, 3, seed=4)
+    model = load_model(path, dtype=torch.float64)
+    dyn = dynamics(model, torch.tensor(q), torch.tensor(qd))
+    jv, jw = com_jacobians(model, dyn.kin)
+    qdt = torch.tensor(qd)
+    torch.testing.assert_close(torch.einsum("bkvd,bv->bkd", jv, qdt), dyn.com_vel)
+    torch.testing.assert_close(torch.einsum("bkvd,bv->bkd", jw, qdt), dyn.ang_vel)
+    data = mujoco.MjData(ref)
+    for i in range(3):  # MuJoCo's cvel: (angular, linear at the subtree COM) -> COM velocity of each body
+        data.qpos[:], data.qvel[:] = q[i], qd[i]
+        mujoco.mj_forward(ref, data)
+        for k in range(1, ref.nbody):
+            vel = np.zeros(6)
+            mujoco.mj_objectVelocity(ref, data, mujoco.mjtObj.mjOBJ_BODY, k, vel, 0)
+            np.testing.assert_allclose(dyn.ang_vel[i, k].numpy(), vel[:3], atol=1e-10)

@@ -1,7 +1,7 @@
 """Forward kinematics, Jacobians, joint-space inertia and bias forces for a batch of configurations.
 
 Everything is computed level by level over the kinematic tree (bodies of equal depth together) and with
-dense, masked Jacobians, so the work is the same for every environment and free of data-dependent branches.
+small dense tree masks, so the work is the same for every environment and free of data-dependent branches.
 
 Notation: B environments, K bodies (incl. the world), V degrees of freedom.
 """
@@ -16,7 +16,7 @@ from torch import Tensor
 from labworks.rigidsim.math import axis_angle_mat, cross, mm, mv, quat_to_mat
 from labworks.rigidsim.model import Model
 
-__all__ = ["Dynamics", "Kinematics", "dynamics", "kinematics"]
+__all__ = ["Dynamics", "Kinematics", "com_jacobians", "dynamics", "kinematics"]
 
 
 @dataclass
@@ -26,8 +26,8 @@ class Kinematics:
     com: Tensor  # (B, K, 3) body centres of mass
     dof_axis: Tensor  # (B, V, 3) world axis of each dof
     dof_anchor: Tensor  # (B, V, 3) world point each rotational dof turns about
-    jv: Tensor  # (B, K, V, 3) COM linear-velocity Jacobian
-    jw: Tensor  # (B, K, V, 3) angular-velocity Jacobian
+    dof_ang: Tensor  # (B, V, 3) angular part of each dof's unit motion (axis, or 0 for translations)
+    dof_lin: Tensor  # (B, V, 3) linear part: velocity of the point at the world origin
 
 
 @dataclass
@@ -37,6 +37,19 @@ class Dynamics:
     bias: Tensor  # (B, V) Coriolis, centrifugal and gravity (MuJoCo's qfrc_bias)
     com_vel: Tensor  # (B, K, 3)
     ang_vel: Tensor  # (B, K, 3)
+
+
+def _tree_sum(mask: Tensor, x: Tensor) -> Tensor:
+    """mask: (P, V), x: (B, V, d) -> (B, P, d): sums over the dofs (or bodies) each row selects."""
+    return torch.einsum("pv,bvd->bpd", mask, x)
+
+
+def com_jacobians(m: Model, kin: Kinematics) -> tuple[Tensor, Tensor]:
+    """Dense Jacobians of every body's COM linear velocity and angular velocity: (B, K, V, 3) each."""
+    mask = m.body_dof[None, :, :, None]
+    jv = mask * (cross(kin.dof_ang[:, None], kin.com[:, :, None]) + kin.dof_lin[:, None])
+    jw = mask * kin.dof_ang[:, None]
+    return jv, jw
 
 
 def kinematics(m: Model, q: Tensor) -> Kinematics:
@@ -113,51 +126,56 @@ def kinematics(m: Model, q: Tensor) -> Kinematics:
     else:
         dof_axis = dof_anchor = torch.zeros(b, 0, 3, dtype=dt, device=dev)
     rotm = m.dof_rot[:, None]
-    r = com[:, :, None, :] - dof_anchor[:, None, :, :]
-    a = dof_axis[:, None]
-    mask = m.body_dof[None, :, :, None]
-    jv = mask * torch.where(rotm > 0, cross(a, r), a.expand_as(r))
-    jw = mask * rotm * a
-    return Kinematics(pos, rot, com, dof_axis, dof_anchor, jv, jw)
+    ang = rotm * dof_axis
+    lin = torch.where(rotm > 0, cross(dof_anchor, dof_axis), dof_axis)
+    return Kinematics(pos, rot, com, dof_axis, dof_anchor, ang, lin)
 
 
 def dynamics(m: Model, q: Tensor, qd: Tensor) -> Dynamics:
     """Joint-space inertia M(q) and bias forces c(q, qd) with M qacc + c = forces.
 
-    q: (B, nq), qd: (B, nv).
+    q: (B, nq), qd: (B, nv). Each dof is a unit twist (angular, linear-at-origin); body velocities, the
+    bias accelerations and the projection of body forces back onto the dofs are sums over the kinematic
+    tree done as small dense products with the tree masks (recursive Newton-Euler in matrix form); the
+    mass matrix comes from composite (subtree) inertias, MuJoCo's CRB algorithm in the same form.
     """
     kin = kinematics(m, q)
-    jv, jw = kin.jv, kin.jw
-    rotm = m.dof_rot[:, None]  # (V, 1)
-    inertia = mm(mm(kin.xrot, m.body_inertia), kin.xrot.transpose(-1, -2))  # (B, K, 3, 3)
-    v = torch.einsum("bkvd,bv->bkd", jv, qd)
-    w = torch.einsum("bkvd,bv->bkd", jw, qd)
-    # time derivative of each dof axis: it turns with the frame it is fixed in
-    ra = rotm * kin.dof_axis  # (B, V, 3) angular columns
-    w_frame = torch.einsum("kj,bjd,bj->bkd", m.frame_dof, ra, qd)
-    adot = (1 - m.dof_world)[:, None] * cross(w_frame, kin.dof_axis)
-    # velocity of each dof's anchor point (moving with that frame)
-    dp = kin.dof_anchor[:, :, None, :] - kin.dof_anchor[:, None, :, :]  # p_k - p_j
-    aj = kin.dof_axis[:, None]
-    col = torch.where(rotm[None] > 0, cross(aj, dp), aj.expand_as(dp))
-    v_anchor = torch.einsum("kj,bkjd,bj->bkd", m.frame_dof, col, qd)
-    # bias accelerations of every body COM (the J-dot qd terms)
-    r = kin.com[:, :, None, :] - kin.dof_anchor[:, None, :, :]
-    adot_e = adot[:, None]
-    rel = v[:, :, None, :] - v_anchor[:, None, :, :]
-    term = torch.where(
-        rotm > 0,
-        cross(adot_e, r) + cross(kin.dof_axis[:, None], rel),
-        adot_e.expand_as(r),
+    ang, lin, com = kin.dof_ang, kin.dof_lin, kin.com
+    rotm = m.dof_rot[:, None]
+    qdv = qd.unsqueeze(-1)
+    twist = torch.cat([ang * qdv, lin * qdv], -1)  # (B, V, 6) each dof's motion at its rate
+    body_t = _tree_sum(m.body_dof, twist)  # (B, K, 6) body twists
+    frame_t = _tree_sum(m.frame_dof, twist)  # (B, V, 6) twist of the frame each dof axis is fixed in
+    w, w_lin = body_t[..., :3], body_t[..., 3:]
+    v = cross(w, com) + w_lin  # COM velocities
+    wf, vf = frame_t[..., :3], frame_t[..., 3:]
+    # time derivatives of the dof twists (their axes and anchors move with their frames)
+    adot = (1 - m.dof_world)[:, None] * cross(wf, kin.dof_axis)
+    odot = cross(wf, kin.dof_anchor) + vf
+    lin_dot = torch.where(rotm > 0, cross(odot, kin.dof_axis) + cross(kin.dof_anchor, adot), adot)
+    acc_t = _tree_sum(m.body_dof, torch.cat([rotm * adot * qdv, lin_dot * qdv], -1))
+    a_ang, a_lin0 = acc_t[..., :3], acc_t[..., 3:]
+    a_lin = cross(a_ang, com) + cross(w, v) + a_lin0  # COM bias accelerations
+    inertia = mm(mm(kin.xrot, m.body_inertia), kin.xrot.transpose(-1, -2))  # (B, K, 3, 3) world
+    mass_k = m.body_mass[:, None]
+    f_lin = mass_k * (a_lin - m.gravity)
+    torque = mv(inertia, a_ang) + cross(w, mv(inertia, w))
+    # backward pass: subtree force and moment about the origin, projected on each dof twist
+    wrench = _tree_sum(m.body_dof.T, torch.cat([cross(com, f_lin) + torque, f_lin], -1))  # (B, V, 6)
+    bias = (ang * wrench[..., :3]).sum(-1) + (lin * wrench[..., 3:]).sum(-1)
+    # composite inertia (about the origin) of each dof's subtree: mass, first moment, rotational
+    first = mass_k * com
+    eye = torch.eye(3, dtype=m.dtype, device=m.device)
+    rot_o = inertia + mass_k[..., None] * (
+        (com * com).sum(-1)[..., None, None] * eye - com.unsqueeze(-1) * com.unsqueeze(-2)
     )
-    a_lin = torch.einsum("kv,bkvd,bv->bkd", m.body_dof, term, qd)
-    a_ang = torch.einsum("kv,bvd,bv->bkd", m.body_dof, rotm * adot, qd)
-    f_lin = m.body_mass[:, None] * (a_lin - m.gravity)
-    iw = mv(inertia, w)
-    torque = mv(inertia, a_ang) + cross(w, iw)
-    bias = torch.einsum("bkvd,bkd->bv", jv, f_lin) + torch.einsum("bkvd,bkd->bv", jw, torque)
-    mass = torch.einsum("bkvd,k,bkud->bvu", jv, m.body_mass, jv) + torch.einsum(
-        "bkvd,bkde,bkue->bvu", jw, inertia, jw
-    )
+    b = q.shape[0]
+    comp = _tree_sum(m.body_dof.T, torch.cat([first, rot_o.reshape(b, -1, 9)], -1))  # (B, V, 12)
+    mc = m.body_mass @ m.body_dof  # (V,)
+    hc, jc = comp[..., :3], comp[..., 3:].reshape(b, -1, 3, 3)
+    p_mom = mc[:, None] * lin + cross(ang, hc)  # momentum of each dof's subtree under its unit twist
+    l_mom = cross(hc, lin) + mv(jc, ang)
+    x = torch.cat([ang, lin], -1) @ torch.cat([l_mom, p_mom], -1).transpose(1, 2)  # (B, V, V)
+    mass = m.dof_anc * x + m.dof_anc_lower * x.transpose(1, 2)
     mass = mass + torch.diag_embed(m.dof_armature).expand_as(mass)
     return Dynamics(kin, mass, bias, v, w)

@@ -141,6 +141,7 @@ class Model:
             for j in range(nv):
                 if dof_body[j] in ancestors[b]:
                     body_dof[b, j] = 1
+        dof_anc = body_dof[dof_body].T  # [v, u] = body_dof[dof_body[u], v]
         # levels and joint groups
         maxd = max(depth) if nb > 1 else 0
         for lev in range(1, maxd + 1):
@@ -187,6 +188,9 @@ class Model:
             "body_inertia": f(spec.body_inertia),
             "body_dof": f(body_dof),
             "frame_dof": f(frame_dof),
+            # mass-matrix pattern: dof_anc[v, u] = 1 where dof v's body is an ancestor-or-self of dof u's
+            "dof_anc": f(dof_anc),
+            "dof_anc_lower": f(dof_anc.T * (1 - dof_anc)),
             "dof_body": i(dof_body),
             "dof_rot": f(dof_rot),
             "dof_world": f(dof_world),

@@ -92,12 +92,6 @@ def _constraint_rows(m: Model, dyn: Dynamics, q: Tensor) -> tuple[Tensor, Tensor
             dist = dist.gather(1, idx)
             body1, body2, friction = body1.gather(1, idx), body2.gather(1, idx), friction.gather(1, idx)
         ncon = dist.shape[1]
-        rot = m.dof_rot[:, None]
-        r = point[:, :, None, :] - kin.dof_anchor[:, None, :, :]  # (B, C, V, 3)
-        a = kin.dof_axis[:, None]
-        col = torch.where(rot > 0, cross(a, r), a.expand_as(r))
-        mask = (m.body_dof[body1] - m.body_dof[body2]).unsqueeze(-1)  # (B, C, V, 1)
-        jp = mask * col  # relative point velocity Jacobian (body 1 minus body 2)
         n = normal
         helper = torch.zeros_like(n)
         helper[..., 0] = 1.0
@@ -107,8 +101,13 @@ def _constraint_rows(m: Model, dyn: Dynamics, q: Tensor) -> tuple[Tensor, Tensor
         t1 = cross(n, helper)
         t1 = t1 / t1.norm(dim=-1, keepdim=True)
         t2 = cross(n, t1)
-        for d in (n, t1, t2):
-            rows.append((jp * d.unsqueeze(2)).sum(-1))
+        # row of direction d at point p: d . (w_v x p + l_v) = w_v . (p x d) + l_v . d for each dof v
+        dirs = torch.cat([n, t1, t2], 1)  # (B, 3C, 3)
+        pts = point.repeat(1, 3, 1)
+        lhs = torch.cat([cross(pts, dirs), dirs], -1)  # (B, 3C, 6)
+        twists = torch.cat([kin.dof_ang, kin.dof_lin], -1)  # (B, V, 6)
+        mask = m.body_dof[body1] - m.body_dof[body2]  # (B, C, V): relative velocity, body 1 minus body 2
+        rows.append((lhs @ twists.transpose(1, 2)) * mask.repeat(1, 3, 1))
         dists.append(dist)
     nl = m.limit_q.numel()
     if nl:
@@ -151,7 +150,7 @@ def _solve_constraints(
     inv = active / (diag + reg)
     delassus = jac @ w  # (B, R, R) = J M^-1 J^T, once; each iteration is then one small product
     for _ in range(opt.iterations):
-        v = vf + (delassus @ lam.unsqueeze(-1)).squeeze(-1)
+        v = vf + (delassus * lam.unsqueeze(1)).sum(-1)  # batched mat-vec; faster than bmm on CPU
         lam = lam + opt.relaxation * (target - v - reg * lam) * inv
         if c:
             ln = lam[:, :c].clamp_min(0)
