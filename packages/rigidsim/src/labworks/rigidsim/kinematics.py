@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from labworks.rigidsim.math import axis_angle_mat, cross, mm, mv, quat_to_mat
+from labworks.rigidsim.math import axis_angle_mat, bmm, cross, mm, mv, quat_to_mat
 from labworks.rigidsim.model import Model
 
 __all__ = ["Dynamics", "Kinematics", "com_jacobians", "dynamics", "kinematics"]
@@ -175,7 +175,7 @@ def dynamics(m: Model, q: Tensor, qd: Tensor) -> Dynamics:
     hc, jc = comp[..., :3], comp[..., 3:].reshape(b, -1, 3, 3)
     p_mom = mc[:, None] * lin + cross(ang, hc)  # momentum of each dof's subtree under its unit twist
     l_mom = cross(hc, lin) + mv(jc, ang)
-    x = torch.cat([ang, lin], -1) @ torch.cat([l_mom, p_mom], -1).transpose(1, 2)  # (B, V, V)
+    x = bmm(torch.cat([ang, lin], -1), torch.cat([l_mom, p_mom], -1).transpose(1, 2))  # (B, V, V)
     mass = m.dof_anc * x + m.dof_anc_lower * x.transpose(1, 2)
     mass = mass + torch.diag_embed(m.dof_armature).expand_as(mass)
     return Dynamics(kin, mass, bias, v, w)

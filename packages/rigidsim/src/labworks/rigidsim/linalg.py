@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["spd_inverse"]
+__all__ = ["spd_inverse", "spd_solve"]
 
 
 def spd_inverse(a: Tensor) -> Tensor:
@@ -22,3 +22,11 @@ def spd_inverse(a: Tensor) -> Tensor:
     bad = (info != 0).view(-1, 1, 1)
     low = torch.where(bad, torch.full_like(low, float("nan")), low)
     return torch.cholesky_inverse(low)
+
+
+def spd_solve(a: Tensor, rhs: Tensor) -> Tensor:
+    """a: (B, n, n) SPD, rhs: (B, n, k) -> a^-1 rhs by one Cholesky factorisation (NaN rows, never raises)."""
+    low, info = torch.linalg.cholesky_ex(a)
+    bad = (info != 0).view(-1, 1, 1)
+    low = torch.where(bad, torch.full_like(low, float("nan")), low)
+    return torch.cholesky_solve(rhs, low)

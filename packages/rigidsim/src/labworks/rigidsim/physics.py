@@ -11,8 +11,8 @@ from torch import Tensor
 
 from labworks.rigidsim.contact import collide
 from labworks.rigidsim.kinematics import Dynamics, dynamics
-from labworks.rigidsim.linalg import spd_inverse
-from labworks.rigidsim.math import cross, quat_integrate, safe_norm
+from labworks.rigidsim.linalg import spd_inverse, spd_solve
+from labworks.rigidsim.math import bmm, cross, quat_integrate, safe_norm
 from labworks.rigidsim.model import Model
 
 __all__ = ["applied_forces", "forward", "integrate_pos", "step"]
@@ -38,18 +38,21 @@ def applied_forces(m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, damping
 
 
 def forward(
-    m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, h: float = 0.0
-) -> tuple[Dynamics, Tensor, Tensor]:
+    m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, h: float = 0.0, inverse: bool = True
+) -> tuple[Dynamics, Tensor, Tensor | None]:
     """Unconstrained acceleration. With h > 0 the damping is implicit: (M + h D) qacc = f.
 
-    Returns (dynamics, qacc, inverse of the matrix used)."""
+    Returns (dynamics, qacc, inverse of the matrix used, or None with ``inverse=False``: then qacc comes
+    from one Cholesky solve, which is cheaper)."""
     dyn = dynamics(m, q, qd)
     force = applied_forces(m, q, qd, ctrl) - dyn.bias
     mass = dyn.mass_matrix
     if h > 0:
         mass = mass + torch.diag_embed(h * m.dof_damping).expand_as(mass)
+    if not inverse:
+        return dyn, spd_solve(mass, force.unsqueeze(-1)).squeeze(-1), None
     minv = spd_inverse(mass)
-    qacc = (minv @ force.unsqueeze(-1)).squeeze(-1)
+    qacc = bmm(minv, force.unsqueeze(-1)).squeeze(-1)
     return dyn, qacc, minv
 
 
@@ -107,7 +110,7 @@ def _constraint_rows(m: Model, dyn: Dynamics, q: Tensor) -> tuple[Tensor, Tensor
         lhs = torch.cat([cross(pts, dirs), dirs], -1)  # (B, 3C, 6)
         twists = torch.cat([kin.dof_ang, kin.dof_lin], -1)  # (B, V, 6)
         mask = m.body_dof[body1] - m.body_dof[body2]  # (B, C, V): relative velocity, body 1 minus body 2
-        rows.append((lhs @ twists.transpose(1, 2)) * mask.repeat(1, 3, 1))
+        rows.append(bmm(lhs, twists.transpose(1, 2)) * mask.repeat(1, 3, 1))
         dists.append(dist)
     nl = m.limit_q.numel()
     if nl:
@@ -134,7 +137,7 @@ def _solve_constraints(
     opt = m.options
     tc = max(opt.timeconst, 2 * h)
     b_ref, k_ref = 2.0 / tc, 1.0 / (tc * opt.dampratio) ** 2
-    w = minv @ jac.transpose(1, 2)  # (B, V, R) = M^-1 J^T
+    w = bmm(minv, jac.transpose(1, 2))  # (B, V, R) = M^-1 J^T
     diag = (jac * w.transpose(1, 2)).sum(-1)  # (B, R)
     reg = diag * (1.0 / opt.impedance - 1.0) + 1e-10
     v0 = (jac * qd.unsqueeze(1)).sum(-1)
@@ -148,7 +151,7 @@ def _solve_constraints(
     target = v0 - h * (b_ref * v0 + k_ref * d_row * is_normal)
     lam = torch.zeros_like(vf)
     inv = active / (diag + reg)
-    delassus = jac @ w  # (B, R, R) = J M^-1 J^T, once; each iteration is then one small product
+    delassus = bmm(jac, w)  # (B, R, R) = J M^-1 J^T, once; each iteration is then one small product
     for _ in range(opt.iterations):
         v = vf + (delassus * lam.unsqueeze(1)).sum(-1)  # batched mat-vec; faster than bmm on CPU
         lam = lam + opt.relaxation * (target - v - reg * lam) * inv
@@ -161,7 +164,7 @@ def _solve_constraints(
             lam = torch.cat([ln, lt.reshape(-1, 2 * c), lam[:, 3 * c :].clamp_min(0)], 1)
         else:
             lam = lam.clamp_min(0)
-    return v_free + (w @ lam.unsqueeze(-1)).squeeze(-1)
+    return v_free + bmm(w, lam.unsqueeze(-1)).squeeze(-1)
 
 
 def step(
@@ -172,6 +175,7 @@ def step(
     if m.integrator == "rk4":
         return _rk4(m, q, qd, ctrl, h)
     dyn, qacc, minv = forward(m, q, qd, ctrl, h)
+    assert minv is not None
     v_free = qd + h * qacc
     qd_new = _solve_constraints(m, dyn, q, qd, v_free, minv, h)
     return integrate_pos(m, q, qd_new, h), qd_new
@@ -180,13 +184,14 @@ def step(
 def _rk4(m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, h: float) -> tuple[Tensor, Tensor]:
     """MuJoCo's 4th-order Runge-Kutta on the smooth dynamics (explicit damping), then the constraint
     impulse of the initial state applied as a velocity correction (exact when no constraint is active)."""
-    dyn0, a0, minv0 = forward(m, q, qd, ctrl)
+    constrained = bool(m.ncon or m.limit_q.numel())
+    dyn0, a0, minv0 = forward(m, q, qd, ctrl, inverse=constrained)
     vels, accs = [qd], [a0]
     coef = (0.5, 0.5, 1.0)
     for c in coef:
         qi = integrate_pos(m, q, vels[-1], c * h)
         vi = qd + c * h * accs[-1]
-        _, ai, _ = forward(m, qi, vi, ctrl)
+        _, ai, _ = forward(m, qi, vi, ctrl, inverse=False)
         vels.append(vi)
         accs.append(ai)
     wts = (1 / 6, 1 / 3, 1 / 3, 1 / 6)
@@ -194,7 +199,7 @@ def _rk4(m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, h: float) -> tupl
     asum = torch.stack([wt * a for wt, a in zip(wts, accs, strict=True)]).sum(0)
     qd_new = qd + h * asum
     q_new = integrate_pos(m, q, vsum, h)
-    if m.ncon or m.limit_q.numel():
+    if minv0 is not None:
         fixed = _solve_constraints(m, dyn0, q, qd, qd_new, minv0, h)
         q_new = integrate_pos(m, q_new, fixed - qd_new, h)
         qd_new = fixed
