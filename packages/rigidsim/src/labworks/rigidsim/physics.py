@@ -12,7 +12,7 @@ from torch import Tensor
 from labworks.rigidsim.contact import collide
 from labworks.rigidsim.kinematics import Dynamics, dynamics
 from labworks.rigidsim.linalg import spd_inverse, spd_solve
-from labworks.rigidsim.math import bmm, cross, quat_integrate, safe_norm
+from labworks.rigidsim.math import bmm, cross, quat_integrate, quat_mul, safe_norm
 from labworks.rigidsim.model import Model
 
 __all__ = ["applied_forces", "forward", "integrate_pos", "step"]
@@ -181,15 +181,39 @@ def step(
     return integrate_pos(m, q, qd_new, h), qd_new
 
 
+def _quat_rate(m: Model, quat: Tensor, qd: Tensor) -> Tensor:
+    """Time derivative of the free/ball quaternions (B, n, 4) under their body-frame rates in qd."""
+    omega = qd[:, m.rot_d].view(qd.shape[0], -1, 3)
+    return 0.5 * quat_mul(quat, torch.cat([torch.zeros_like(omega[..., :1]), omega], -1))
+
+
+def _with_quats(m: Model, q: Tensor, quat: Tensor) -> Tensor:
+    """q with its free/ball quaternion blocks replaced by ``quat`` (normalised)."""
+    quat = quat / quat.norm(dim=-1, keepdim=True)
+    return q.index_copy(1, m.rot_q, quat.reshape(q.shape[0], -1))
+
+
 def _rk4(m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, h: float) -> tuple[Tensor, Tensor]:
-    """MuJoCo's 4th-order Runge-Kutta on the smooth dynamics (explicit damping), then the constraint
-    impulse of the initial state applied as a velocity correction (exact when no constraint is active)."""
+    """4th-order Runge-Kutta on the smooth dynamics (explicit damping), then the constraint impulse of the
+    initial state applied as a velocity correction (exact when no constraint is active).
+
+    Hinge/slide/free-position coordinates follow MuJoCo's ``mj_RungeKutta`` exactly. Quaternions (free
+    and ball joints) take the classical RK4 combination of their time derivatives, renormalised, which is
+    4th order in the rotation; the exponential map of the averaged rate (MuJoCo 3.x) is only 2nd order
+    for a body whose rate changes direction."""
     constrained = bool(m.ncon or m.limit_q.numel())
     dyn0, a0, minv0 = forward(m, q, qd, ctrl, inverse=constrained)
+    quat0 = q[:, m.rot_q].view(q.shape[0], -1, 4) if m.rot_q.numel() else None
     vels, accs = [qd], [a0]
+    quats: list[Tensor] = [] if quat0 is None else [quat0]
     coef = (0.5, 0.5, 1.0)
     for c in coef:
         qi = integrate_pos(m, q, vels[-1], c * h)
+        if quat0 is not None:
+            quat_i = quat0 + c * h * _quat_rate(m, quats[-1], vels[-1])
+            quat_i = quat_i / quat_i.norm(dim=-1, keepdim=True)
+            qi = _with_quats(m, qi, quat_i)
+            quats.append(quat_i)
         vi = qd + c * h * accs[-1]
         _, ai, _ = forward(m, qi, vi, ctrl, inverse=False)
         vels.append(vi)
@@ -199,6 +223,9 @@ def _rk4(m: Model, q: Tensor, qd: Tensor, ctrl: Tensor | None, h: float) -> tupl
     asum = torch.stack([wt * a for wt, a in zip(wts, accs, strict=True)]).sum(0)
     qd_new = qd + h * asum
     q_new = integrate_pos(m, q, vsum, h)
+    if quat0 is not None:
+        rates = [wt * _quat_rate(m, qu, v) for wt, qu, v in zip(wts, quats, vels, strict=True)]
+        q_new = _with_quats(m, q_new, quat0 + h * torch.stack(rates).sum(0))
     if minv0 is not None:
         fixed = _solve_constraints(m, dyn0, q, qd, qd_new, minv0, h)
         q_new = integrate_pos(m, q_new, fixed - qd_new, h)
