@@ -186,3 +186,19 @@ def test_rk4_quaternions_match_mujoco():
         q, qd = step(model, torch.tensor(q0)[None], torch.tensor(v0)[None])
         np.testing.assert_allclose(q[0].numpy(), data.qpos, atol=tol)
         np.testing.assert_allclose(qd[0].numpy(), data.qvel, atol=10 * tol)
+
+
+def test_eager_chunking_equals_one_pass(assets, monkeypatch):
+    import sys
+
+    physics = sys.modules["labworks.rigidsim.physics"]
+    model = load_model(assets / "ant.xml", dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    q = model.qpos0 + 0.05 * torch.randn(5, model.nq, generator=gen, dtype=torch.float64)
+    qd = torch.randn(5, model.nv, generator=gen, dtype=torch.float64)
+    u = torch.rand(5, model.nu, generator=gen, dtype=torch.float64) * 2 - 1
+    whole = step(model, q, qd, u)
+    monkeypatch.setattr(physics, "EAGER_CHUNK", 2)
+    chunked = step(model, q, qd, u)
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
