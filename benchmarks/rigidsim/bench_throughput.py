@@ -1,6 +1,7 @@
 """Ant physics throughput against batch size: rigidsim (eager and torch.compile) vs MuJoCo's C engine
 (``mujoco.rollout``, one model per thread) on gymnasium's ant.xml at the same time step (0.01 s), and
-Brax on JAX CPU when it is installed. Prints steps/s and ratios; writes a scaling plot.
+Brax's generalized pipeline and MJX on JAX CPU when ``brax`` and ``jax`` are installed (up to
+256 envs). Prints steps/s and ratios; writes a scaling plot.
 
     python benchmarks/rigidsim/bench_throughput.py                       # 1..4096 envs, eager, 2 threads
     python benchmarks/rigidsim/bench_throughput.py --full --compile      # up to 16,384 envs + compiled
@@ -69,10 +70,16 @@ def main() -> None:
         print(f"  ({label}: {time.perf_counter() - t0:.0f} s incl. compilation)")
         series[label] = (list(sps), list(sps.values()))
         results[label] = sps
-    try:
-        import brax  # noqa: F401
-    except ImportError:
-        print("brax not installed: skipping the JAX CPU comparison")
+    for label, fn in (("Brax generalized (JAX CPU)", _brax_sps), ("MJX (JAX CPU)", _mjx_sps)):
+        try:
+            sps = fn(path, [b for b in batches if b <= 256])  # slow beyond: see docs
+        except ImportError as err:
+            print(f"{label}: not installed ({err.name}); `uv pip install brax 'jax[cpu]'` to compare")
+            continue
+        for b, v in sps.items():
+            print(f"{label:26s} batch {b:6d}: {v:10.0f} steps/s   x{v / mj['euler']:.3f} vs MuJoCo Euler")
+        series[label] = (list(sps), list(sps.values()))
+        results[label] = sps
     plot_scaling(
         series,
         args.out / "throughput.png",
@@ -84,6 +91,61 @@ def main() -> None:
     )
     atomic_write_text(args.out / "throughput.json", json.dumps(results, indent=1))
     print(f"plot: {args.out / 'throughput.png'}")
+
+
+def _euler_xml(path: Path) -> str:
+    """The MJCF with Euler integration (Brax supports nothing else; rigidsim's series above is Euler)."""
+    return path.read_text().replace('integrator="RK4"', 'integrator="Euler"')
+
+
+def _time_jax(step, state, batch: int, min_seconds: float = 1.0) -> float:
+    import jax
+
+    for _ in range(3):  # the second call may trace again (the state's dtypes settle after one step)
+        state = step(state)
+    jax.block_until_ready(state)
+    n, t0 = 0, time.perf_counter()
+    while n < 5 or time.perf_counter() - t0 < min_seconds:
+        state = step(state)
+        n += 1
+    jax.block_until_ready(state)
+    return batch * n / (time.perf_counter() - t0)
+
+
+def _brax_sps(path: Path, sizes: list[int]) -> dict[int, float]:
+    """Brax's generalized pipeline (its generalized-coordinate engine) under jit(vmap), same MJCF and dt."""
+    import jax
+    from brax.generalized import pipeline
+    from brax.io import mjcf
+
+    sys_ = mjcf.loads(_euler_xml(path), asset_path=str(path.parent))
+    out = {}
+    for b in sizes:
+        act = jax.random.uniform(jax.random.PRNGKey(0), (b, sys_.act_size()), minval=-0.5, maxval=0.5)
+        q = jax.numpy.tile(sys_.init_q, (b, 1))
+        state = jax.jit(jax.vmap(lambda q, qd: pipeline.init(sys_, q, qd)))(
+            q, jax.numpy.zeros((b, sys_.qd_size()))
+        )
+        stepper = jax.jit(jax.vmap(lambda s, a: pipeline.step(sys_, s, a)))
+        out[b] = _time_jax(lambda s, stepper=stepper, act=act: stepper(s, act), state, b)
+    return out
+
+
+def _mjx_sps(path: Path, sizes: list[int]) -> dict[int, float]:
+    """MuJoCo XLA (MJX, Brax's successor engine) under jit(vmap), Euler, same MJCF and dt."""
+    import jax
+    import mujoco
+    from mujoco import mjx
+
+    model = mujoco.MjModel.from_xml_string(_euler_xml(path))
+    mx = mjx.put_model(model)
+    out = {}
+    for b in sizes:
+        ctrl = jax.random.uniform(jax.random.PRNGKey(0), (b, model.nu), minval=-0.5, maxval=0.5)
+        data0 = mjx.make_data(mx)
+        data = jax.vmap(lambda c, data0=data0: data0.replace(ctrl=c))(ctrl)
+        out[b] = _time_jax(jax.jit(jax.vmap(lambda d: mjx.step(mx, d))), data, b)
+    return out
 
 
 if __name__ == "__main__":
