@@ -68,6 +68,13 @@ def test_sac_runs(tmp_path):
     res = train_sac(cfg, tmp_path, resume=False)
     assert len(res.history["eval_return"]) == 2
     assert res.agent_path.is_file()
+    # another config is refused in the same directory; the same one resumes its finished run (its
+    # history, wall-clock stamps included, comes back unchanged: nothing is trained again)
+    longer = cfg.model_copy(update={"total_steps": 8 * 60})
+    with pytest.raises(ValueError, match="different config"):
+        train_sac(longer, tmp_path)
+    more = train_sac(cfg, tmp_path)
+    assert more.history["seconds"] == res.history["seconds"]
 
 
 def test_ppo_ddp_two_processes(tmp_path):

@@ -31,7 +31,7 @@ from labworks.core import (
     wrap_ddp,
 )
 from labworks.rigidsim.agents import ActorCritic
-from labworks.rigidsim.config import PPOConfig
+from labworks.rigidsim.config import PPOConfig, SACConfig
 from labworks.rigidsim.envs import Env, make
 
 __all__ = ["TrainResult", "evaluate_policy", "load_agent", "train_ppo"]
@@ -72,6 +72,23 @@ def load_agent(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     agent = ActorCritic(int(ckpt.extra["obs_size"]), int(ckpt.extra["action_size"]), cfg.hidden)
     agent.load_state_dict(ckpt.model)
     return agent.eval(), cfg
+
+
+def resume_run(
+    ckpts: CheckpointManager,
+    agent: torch.nn.Module,
+    opt: torch.optim.Optimizer | None,
+    cfg: PPOConfig | SACConfig,
+    device: torch.device | str,
+) -> tuple[dict[str, list[float]], int, float] | None:
+    """Load the newest checkpoint of a run into agent (and optimiser): (history, iteration, seconds so
+    far), or None if there is none. A checkpoint of a different config is an error, never mixed in."""
+    last = ckpts.resume(agent, opt, config_cls=type(cfg), map_location=device)
+    if last is None:
+        return None
+    if last.config != cfg:
+        raise ValueError(f"{ckpts.directory} holds checkpoints of a different config; use another out_dir")
+    return last.extra["history"], last.step, float(last.extra["seconds"])
 
 
 def train_ppo(
@@ -119,16 +136,10 @@ def train_ppo(
     }
     start = 0
     elapsed0 = 0.0
-    if resume:
-        last = ckpts.resume(agent, opt, config_cls=PPOConfig, map_location=device)
-        if last is not None:
-            if last.config != cfg:
-                raise ValueError(
-                    f"{ckpts.directory} holds checkpoints of a different config; use another out_dir"
-                )
-            history, start, elapsed0 = last.extra["history"], last.step, float(last.extra["seconds"])
-            env.generator.manual_seed(cfg.seed + 1000 * info.rank + 7919 * start)
-            log.info("resumed at iteration %d", start)
+    if resume and (last := resume_run(ckpts, agent, opt, cfg, device)) is not None:
+        history, start, elapsed0 = last
+        env.generator.manual_seed(cfg.seed + 1000 * info.rank + 7919 * start)
+        log.info("resumed at iteration %d", start)
     state = env.init()
     t_obs = env.obs_size
     gamma, lam = cfg.gamma, cfg.gae_lambda

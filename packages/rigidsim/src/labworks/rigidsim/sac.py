@@ -26,7 +26,7 @@ from labworks.core import (
 from labworks.rigidsim.agents import ObsNormalizer, mlp
 from labworks.rigidsim.config import SACConfig
 from labworks.rigidsim.envs import make
-from labworks.rigidsim.ppo import TrainResult, evaluate_policy
+from labworks.rigidsim.ppo import TrainResult, evaluate_policy, resume_run
 
 __all__ = ["SACAgent", "train_sac"]
 
@@ -121,17 +121,11 @@ def train_sac(cfg: SACConfig, out_dir: str | Path, resume: bool = True) -> Train
     }
     ckpts = CheckpointManager(out / "checkpoints", keep=2)
     start, elapsed0 = 0, 0.0
-    if resume:
-        last = ckpts.resume(agent, None, config_cls=SACConfig, map_location=device)
-        if last is not None:
-            if last.config != cfg:
-                raise ValueError(
-                    f"{ckpts.directory} holds checkpoints of a different config; use another out_dir"
-                )
-            history, start, elapsed0 = last.extra["history"], last.step, float(last.extra["seconds"])
-            warmup = 0  # the replay buffer is not checkpointed: refill it with the current policy
-            env.generator.manual_seed(cfg.seed + 7919 * start)
-            log.info("resumed at iteration %d (replay buffer refilled by the policy)", start)
+    if resume and (last := resume_run(ckpts, agent, None, cfg, device)) is not None:
+        history, start, elapsed0 = last
+        warmup = 0  # the replay buffer is not checkpointed: refill it with the current policy
+        env.generator.manual_seed(cfg.seed + 7919 * start)
+        log.info("resumed at iteration %d (replay buffer refilled by the policy)", start)
     state = env.init()
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 17 + start)
     ret_sum = torch.zeros((), device=device)  # on-device tallies, read at evaluation time
