@@ -95,6 +95,18 @@ def _our_invariants(model: Model, q: torch.Tensor, qd: torch.Tensor) -> tuple[np
     return p.numpy(), (spin + orbital).sum(0).numpy(), energy
 
 
+Invariants = tuple[np.ndarray, np.ndarray, float]
+
+
+def _append_drift(row: dict[str, list[float]], h: float, before: Invariants, after: Invariants) -> None:
+    """Append dt and the drift of linear/angular momentum (norm) and energy (relative) to a result row."""
+    (p0, l0, e0), (p1, l1, e1) = before, after
+    row["dt"].append(h)
+    row["linear"].append(float(np.linalg.norm(p1 - p0)))
+    row["angular"].append(float(np.linalg.norm(l1 - l0)))
+    row["energy"].append(abs(e1 - e0) / abs(e0))
+
+
 def _mj_invariants(mujoco, ref, data) -> tuple[np.ndarray, np.ndarray, float]:  # type: ignore[no-untyped-def]
     mujoco.mj_forward(ref, data)
     mujoco.mj_subtreeVel(ref, data)
@@ -127,12 +139,7 @@ def conservation(
             p0, l0, e0 = _our_invariants(model, q, qd)
             for _ in range(round(duration / h)):
                 q, qd = step(model, q, qd, None, h)
-            p1, l1, e1 = _our_invariants(model, q, qd)
-            r = results[key]
-            r["dt"].append(h)
-            r["linear"].append(float(np.linalg.norm(p1 - p0)))
-            r["angular"].append(float(np.linalg.norm(l1 - l0)))
-            r["energy"].append(abs(e1 - e0) / abs(e0))
+            _append_drift(results[key], h, (p0, l0, e0), _our_invariants(model, q, qd))
     path = str(gymnasium_asset("humanoid.xml"))
     for integ, flag in (("euler", mujoco.mjtIntegrator.mjINT_EULER), ("rk4", mujoco.mjtIntegrator.mjINT_RK4)):
         key = f"mujoco {integ}"
@@ -152,12 +159,7 @@ def conservation(
             p0, l0, e0 = _mj_invariants(mujoco, ref, data)
             for _ in range(round(duration / h)):
                 mujoco.mj_step(ref, data)
-            p1, l1, e1 = _mj_invariants(mujoco, ref, data)
-            r = results[key]
-            r["dt"].append(h)
-            r["linear"].append(float(np.linalg.norm(p1 - p0)))
-            r["angular"].append(float(np.linalg.norm(l1 - l0)))
-            r["energy"].append(abs(e1 - e0) / abs(e0))
+            _append_drift(results[key], h, (p0, l0, e0), _mj_invariants(mujoco, ref, data))
     return results
 
 

@@ -74,6 +74,26 @@ def load_agent(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     return agent.eval(), cfg
 
 
+def record_eval(
+    history: dict[str, list[float]],
+    eval_env: Env,
+    agent: ActorCritic | torch.nn.Module,
+    iteration: int,
+    steps: int,
+    seconds: float,
+) -> None:
+    """Evaluate the policy, append (steps, return) to the history and log it."""
+    history["eval_steps"].append(float(steps))
+    history["eval_return"].append(evaluate_policy(eval_env, agent))
+    log.info(
+        "iteration %d steps %d eval return %.3f (%.0f s)",
+        iteration,
+        steps,
+        history["eval_return"][-1],
+        seconds,
+    )
+
+
 def resume_run(
     ckpts: CheckpointManager,
     agent: torch.nn.Module,
@@ -224,15 +244,7 @@ def train_ppo(
         history["train_return"].append(last_train)
         history["seconds"].append(seconds)
         if (it + 1) % cfg.eval_every == 0 or it + 1 == iterations:
-            history["eval_steps"].append(float(steps))
-            history["eval_return"].append(evaluate_policy(eval_env, agent))
-            log.info(
-                "iteration %d steps %d eval return %.3f (%.0f s)",
-                it + 1,
-                steps,
-                history["eval_return"][-1],
-                seconds,
-            )
+            record_eval(history, eval_env, agent, it + 1, steps, seconds)
         if hasattr(bar, "set_postfix") and count:
             bar.set_postfix(ret=f"{history['train_return'][-1]:.2f}")
         reached = (

@@ -26,7 +26,7 @@ from labworks.core import (
 from labworks.rigidsim.agents import ObsNormalizer, mlp
 from labworks.rigidsim.config import SACConfig
 from labworks.rigidsim.envs import make
-from labworks.rigidsim.ppo import TrainResult, evaluate_policy, resume_run
+from labworks.rigidsim.ppo import TrainResult, record_eval, resume_run
 
 __all__ = ["SACAgent", "train_sac"]
 
@@ -190,15 +190,7 @@ def train_sac(cfg: SACConfig, out_dir: str | Path, resume: bool = True) -> Train
                 ret_cnt.zero_()
             history["train_return"].append(last_train)
             history["seconds"].append(seconds)
-            history["eval_steps"].append(float(steps))
-            history["eval_return"].append(evaluate_policy(eval_env, agent))
-            log.info(
-                "iteration %d steps %d eval return %.3f (%.0f s)",
-                it + 1,
-                steps,
-                history["eval_return"][-1],
-                seconds,
-            )
+            record_eval(history, eval_env, agent, it + 1, steps, seconds)
         if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == iterations:
             ckpts.save(it + 1, agent, None, config=cfg, extra={"history": history, "seconds": seconds})
     seconds = elapsed0 + time.perf_counter() - t0
