@@ -96,10 +96,12 @@ def test_bad_ctrl_shape(assets):
 
 
 @pytest.mark.slow
-def test_compiled_step_equals_eager(assets):
-    """torch.compile (inductor, CPU) of the step gives the eager result (Ant, with contacts)."""
+@pytest.mark.parametrize("integrator", ["euler", "rk4"])
+def test_compiled_step_equals_eager(assets, integrator):
+    """torch.compile (inductor, CPU) of the step gives the eager result (Ant, with contacts); the compiled
+    RK4 stages solve with the sparse LDL^T, eager with LAPACK."""
     model = load_model(assets / "ant.xml", dtype=torch.float32)
-    model.integrator = "euler"
+    model.integrator = integrator
     gen = torch.Generator().manual_seed(0)
     q = model.qpos0.expand(64, -1).clone()
     q[:, 2] -= 0.15
@@ -110,3 +112,19 @@ def test_compiled_step_equals_eager(assets):
     q_c, qd_c = fn(q, qd, u)
     torch.testing.assert_close(q_c, q_e, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(qd_c, qd_e, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_compile_step_chunks_equal_eager(assets):
+    """compile_step splits a batch above its chunk size into equal chunks and gives the eager result."""
+    from labworks.rigidsim import compile_step
+
+    model = load_model(assets / "reacher.xml", dtype=torch.float32)
+    gen = torch.Generator().manual_seed(1)
+    q = model.qpos0.expand(8, -1) + 0.3 * torch.randn(8, model.nq, generator=gen)
+    qd = torch.randn(8, model.nv, generator=gen)
+    u = torch.rand(8, model.nu, generator=gen) * 2 - 1
+    q_c, qd_c = compile_step(model, chunk=4)(q, qd, u)
+    q_e, qd_e = step(model, q, qd, u)
+    torch.testing.assert_close(q_c, q_e, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(qd_c, qd_e, atol=1e-4, rtol=1e-4)

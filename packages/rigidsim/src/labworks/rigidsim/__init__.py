@@ -3,6 +3,7 @@
 from labworks.rigidsim import load_model, step, make, PPOConfig, train_ppo
 model = load_model("ant.xml", device="cuda")
 q, qd = step(model, q, qd, ctrl)          # q: (envs, nq), qd: (envs, nv), ctrl: (envs, nu)
+fast = compile_step(model)                # the same step under torch.compile, chunked over envs
 env = make("reacher", num_envs=512)       # functional: state = env.step(state, action)
 train_ppo(PPOConfig(env="reacher"), "runs/reacher")
 """
@@ -14,7 +15,7 @@ from labworks.rigidsim.envs import ENVS, Env, EnvState, make
 from labworks.rigidsim.kinematics import Dynamics, Kinematics, dynamics, kinematics
 from labworks.rigidsim.mjcf import MJCFError, ModelSpec, load_mjcf, parse_mjcf
 from labworks.rigidsim.model import Model, SolverOptions, load_model
-from labworks.rigidsim.physics import applied_forces, forward, integrate_pos, step
+from labworks.rigidsim.physics import applied_forces, compile_step, forward, integrate_pos, step
 from labworks.rigidsim.ppo import TrainResult, evaluate_policy, load_agent, train_ppo
 from labworks.rigidsim.render import body_poses, rollout_poses, write_gif, write_html
 from labworks.rigidsim.sac import SACAgent, train_sac
@@ -38,6 +39,7 @@ __all__ = [
     "__version__",
     "applied_forces",
     "body_poses",
+    "compile_step",
     "dynamics",
     "evaluate_policy",
     "forward",

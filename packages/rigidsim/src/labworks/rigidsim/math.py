@@ -51,19 +51,6 @@ def quat_integrate(q: Tensor, omega_local: Tensor, dt: float) -> Tensor:
     return out / out.norm(dim=-1, keepdim=True)
 
 
-def axis_angle_mat(axis: Tensor, angle: Tensor) -> Tensor:
-    """Rodrigues: axis (n, 3) unit, angle (B, n) -> (B, n, 3, 3)."""
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack(
-        [torch.stack([zero, -z, y], -1), torch.stack([z, zero, -x], -1), torch.stack([-y, x, zero], -1)], -2
-    )
-    s = torch.sin(angle)[..., None, None]
-    c = (1 - torch.cos(angle))[..., None, None]
-    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
-    return eye + s * k + c * (k @ k)
-
-
 def mat_to_quat(m: Tensor) -> Tensor:
     """Rotation matrices (..., 3, 3) -> unit quaternions (..., 4) with w >= 0 (branch-free)."""
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
@@ -106,3 +93,49 @@ def bmm(a: Tensor, b: Tensor) -> Tensor:
     if torch.compiler.is_compiling():
         return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
     return a @ b
+
+
+# ---------------------------------------------------------------- component-first (batch-last) variants
+# Vectors are (3, ..., B) and matrices (3, 3, ..., B): every elementwise formula then runs over the
+# environments in the innermost, contiguous axis, which the compiler vectorises (SIMD over environments).
+
+
+def cross0(a: Tensor, b: Tensor) -> Tensor:
+    """Cross product over the first axis, (3, ...) x (3, ...) with broadcasting."""
+    return torch.stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
+def mv0(r: Tensor, v: Tensor) -> Tensor:
+    """(3, 3, ...) @ (3, ...) -> (3, ...)."""
+    return (r * v.unsqueeze(0)).sum(1)
+
+
+def mm0(a: Tensor, b: Tensor) -> Tensor:
+    """(3, 3, ...) @ (3, 3, ...) -> (3, 3, ...)."""
+    return (a.unsqueeze(2) * b.unsqueeze(0)).sum(1)
+
+
+def quat_to_mat0(q: Tensor) -> Tensor:
+    """q: (4, ...) (normalised here) -> rotation matrices (3, 3, ...)."""
+    q = q / q.norm(dim=0, keepdim=True).clamp_min(1e-12)
+    w, x, y, z = q.unbind(0)
+    return torch.stack(
+        [
+            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)]),
+            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)]),
+            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]),
+        ]
+    )
+
+
+def axis_angle_mat0(axis: Tensor, angle: Tensor) -> Tensor:
+    """Rodrigues: unit axis (3, n), angle (n, B) -> (3, 3, n, B)."""
+    x, y, z = (a.unsqueeze(-1) for a in axis.unbind(0))
+    s, c = torch.sin(angle), 1 - torch.cos(angle)
+    return torch.stack(
+        [
+            torch.stack([1 - c * (y * y + z * z), c * x * y - s * z, c * x * z + s * y]),
+            torch.stack([c * x * y + s * z, 1 - c * (x * x + z * z), c * y * z - s * x]),
+            torch.stack([c * x * z - s * y, c * y * z + s * x, 1 - c * (x * x + y * y)]),
+        ]
+    )

@@ -73,6 +73,7 @@ class Model:
     level_groups: list[list[Group]] = field(default_factory=list)
     level_ids: list[list[int]] = field(default_factory=list)
     level_parent_ids: list[list[int]] = field(default_factory=list)
+    dof_parent_ids: list[int] = field(default_factory=list)  # parent dof of each dof, -1 at a root
     tensors: dict[str, Tensor] = field(default_factory=dict)
     contact_groups: list[ContactGroup] = field(default_factory=list)
     ncon: int = 0
@@ -142,6 +143,8 @@ class Model:
                 if dof_body[j] in ancestors[b]:
                     body_dof[b, j] = 1
         dof_anc = body_dof[dof_body].T  # [v, u] = body_dof[dof_body[u], v]
+        # dof tree: the previous dof on the same body, else the last dof of the nearest moving ancestor
+        m.dof_parent_ids = [max((j for j in range(k) if dof_anc[j, k]), default=-1) for k in range(nv)]
         # levels and joint groups
         maxd = max(depth) if nb > 1 else 0
         for lev in range(1, maxd + 1):

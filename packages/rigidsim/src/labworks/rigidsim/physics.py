@@ -6,6 +6,9 @@ data-dependent branches, differentiable almost everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 from torch import Tensor
 
@@ -15,7 +18,7 @@ from labworks.rigidsim.linalg import spd_inverse, spd_solve
 from labworks.rigidsim.math import bmm, cross, quat_integrate, quat_mul, safe_norm
 from labworks.rigidsim.model import Model
 
-__all__ = ["EAGER_CHUNK", "applied_forces", "forward", "integrate_pos", "step"]
+__all__ = ["EAGER_CHUNK", "applied_forces", "compile_step", "forward", "integrate_pos", "step"]
 
 EAGER_CHUNK = 4096
 
@@ -52,7 +55,7 @@ def forward(
     if h > 0:
         mass = mass + torch.diag_embed(h * m.dof_damping).expand_as(mass)
     if not inverse:
-        return dyn, spd_solve(mass, force.unsqueeze(-1)).squeeze(-1), None
+        return dyn, spd_solve(mass, force.unsqueeze(-1), m.dof_parent_ids).squeeze(-1), None
     minv = spd_inverse(mass)
     qacc = bmm(minv, force.unsqueeze(-1)).squeeze(-1)
     return dyn, qacc, minv
@@ -190,6 +193,27 @@ def step(
     v_free = qd + h * qacc
     qd_new = _solve_constraints(m, dyn, q, qd, v_free, minv, h)
     return integrate_pos(m, q, qd_new, h), qd_new
+
+
+StepFn = Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor]]
+
+
+def compile_step(m: Model, chunk: int = EAGER_CHUNK) -> StepFn:
+    """:func:`step` of model ``m`` under ``torch.compile`` (static shapes; compiled on first use, about a
+    minute per batch shape on CPU), applied to batches above ``chunk`` environments in equal chunks. As in
+    eager mode, chunks keep the working set in cache: 1.15x at 16,384 Ant environments on 2 CPU threads."""
+    fn = torch.compile(partial(step, m), dynamic=False)
+
+    def run(q: Tensor, qd: Tensor, ctrl: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        b = q.shape[0]
+        if b <= chunk:
+            return fn(q, qd, ctrl)
+        n = -(-b // chunk)
+        ctrls = ctrl.tensor_split(n) if ctrl is not None else [None] * n
+        parts = [fn(*a) for a in zip(q.tensor_split(n), qd.tensor_split(n), ctrls, strict=True)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    return run
 
 
 def _quat_rate(m: Model, quat: Tensor, qd: Tensor) -> Tensor:

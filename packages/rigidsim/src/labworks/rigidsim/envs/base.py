@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from labworks.rigidsim.model import Model, load_model
+from labworks.rigidsim.physics import compile_step
 from labworks.rigidsim.physics import step as physics_step
 
 __all__ = ["Env", "EnvState", "gymnasium_asset"]
@@ -90,7 +91,7 @@ class Env:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._one_step: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] = self._physics_step
         if compile:  # one step compiled and reused frame_skip times (compiles once, ~1 minute on CPU)
-            self._one_step = torch.compile(self._physics_step, dynamic=False)
+            self._one_step = compile_step(self.model)
         probe = self.observe(
             self.model.qpos0.expand(1, -1),
             torch.zeros(1, self.model.nv, dtype=dtype, device=self.device),
