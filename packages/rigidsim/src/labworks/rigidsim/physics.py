@@ -182,10 +182,7 @@ def step(
     h = m.timestep if h is None else h
     b = q.shape[0]
     if b > EAGER_CHUNK and not torch.compiler.is_compiling():
-        n = -(-b // EAGER_CHUNK)
-        ctrls = ctrl.tensor_split(n) if ctrl is not None else [None] * n
-        parts = [step(m, *a, h) for a in zip(q.tensor_split(n), qd.tensor_split(n), ctrls, strict=True)]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return _in_chunks(partial(step, m, h=h), q, qd, ctrl, EAGER_CHUNK)
     if m.integrator == "rk4":
         return _rk4(m, q, qd, ctrl, h)
     dyn, qacc, minv = forward(m, q, qd, ctrl, h)
@@ -205,15 +202,17 @@ def compile_step(m: Model, chunk: int = EAGER_CHUNK) -> StepFn:
     fn = torch.compile(partial(step, m), dynamic=False)
 
     def run(q: Tensor, qd: Tensor, ctrl: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        b = q.shape[0]
-        if b <= chunk:
-            return fn(q, qd, ctrl)
-        n = -(-b // chunk)
-        ctrls = ctrl.tensor_split(n) if ctrl is not None else [None] * n
-        parts = [fn(*a) for a in zip(q.tensor_split(n), qd.tensor_split(n), ctrls, strict=True)]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return fn(q, qd, ctrl) if q.shape[0] <= chunk else _in_chunks(fn, q, qd, ctrl, chunk)
 
     return run
+
+
+def _in_chunks(fn: StepFn, q: Tensor, qd: Tensor, ctrl: Tensor | None, chunk: int) -> tuple[Tensor, Tensor]:
+    """fn applied to equal slices of at most ``chunk`` environments, results concatenated."""
+    n = -(-q.shape[0] // chunk)
+    ctrls = ctrl.tensor_split(n) if ctrl is not None else [None] * n
+    parts = [fn(*a) for a in zip(q.tensor_split(n), qd.tensor_split(n), ctrls, strict=True)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def _quat_rate(m: Model, quat: Tensor, qd: Tensor) -> Tensor:
