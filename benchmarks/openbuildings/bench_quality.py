@@ -2,6 +2,8 @@
 mixes): the Open Buildings recipe (Gaussian-of-edges weighting + mixup) against the same training without
 distance weighting, without mixup, and with the original U-Net weight map; optionally one Noisy Student
 round. Several seeds per variant; prints AP@0.5 / mAP / F1 as mean ± sd and the training time.
+``--label-drop`` / ``--label-shift`` corrupt the training and validation labels (missed buildings,
+registration offsets); the test labels stay clean.
 
     python benchmarks/openbuildings/bench_quality.py --seeds 3 --epochs 12 --out bench-output/openbuildings
 """
@@ -14,7 +16,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import shapely.affinity
 import torch
+from shapely.geometry import mapping, shape
 
 from labworks.core import atomic_write_text
 from labworks.openbuildings.config import DetectConfig, SelfTrainConfig, TrainConfig
@@ -36,6 +40,28 @@ def _mean_sd(values: list[float]) -> str:
     return f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}"
 
 
+def corrupt_labels(rows: list[dict], out_dir: Path, drop: float, shift: float, seed: int) -> list[dict]:
+    """Copies of the rows whose label GeoJSONs carry the two label errors of hand-labelled building data:
+    omissions (each polygon dropped with probability ``drop``) and registration offsets (each polygon
+    translated by an isotropic normal offset of ``shift`` metres per axis). Images are unchanged."""
+    rng = np.random.default_rng(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    noisy = []
+    for row in rows:
+        doc = json.loads(Path(row["labels"]).read_text())
+        kept = []
+        for feat in doc["features"]:
+            dx, dy = rng.normal(0.0, shift, 2) if shift > 0 else (0.0, 0.0)
+            if rng.random() < drop:
+                continue
+            geom = shapely.affinity.translate(shape(feat["geometry"]), dx, dy)
+            kept.append({**feat, "geometry": mapping(geom)})
+        path = out_dir / Path(row["labels"]).name
+        atomic_write_text(path, json.dumps({**doc, "features": kept}))
+        noisy.append({**row, "labels": str(path)})
+    return noisy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -54,6 +80,12 @@ def main() -> None:
         "--variants", default="all", help="comma-separated subset of variant indices, e.g. 0,1"
     )
     parser.add_argument("--noisy-student", action="store_true", help="also run one Noisy Student round")
+    parser.add_argument(
+        "--label-drop", type=float, default=0.0, help="training labels: fraction of buildings left unlabelled"
+    )
+    parser.add_argument(
+        "--label-shift", type=float, default=0.0, help="training labels: registration offset sd (metres)"
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("bench-output/openbuildings/quality"))
     args = parser.parse_args()
@@ -62,6 +94,10 @@ def main() -> None:
 
     data = args.out / "scenes"
     train_rows = make_scene_set(data / "train", args.scenes, size=args.size, seed=1)
+    if args.label_drop > 0 or args.label_shift > 0:  # noisy training/validation labels, clean test labels
+        train_rows = corrupt_labels(
+            train_rows, data / "train-noisy-labels", args.label_drop, args.label_shift, seed=7
+        )
     # held out: unseen seeds and different terrain mixes / densities
     test_rows = make_scene_set(
         data / "test",
