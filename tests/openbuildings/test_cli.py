@@ -1,4 +1,5 @@
-"""The command line end to end: synth -> train -> evaluate (fit thresholds) -> detect with a precision level."""
+"""The command line end to end: synth -> train -> evaluate (fit thresholds and the pixel threshold) -> detect
+with a precision level and the stored pixel threshold."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from labworks.core.cli import main as labworks_cli
 from labworks.openbuildings.synthetic import load_manifest
+from labworks.openbuildings.train import load_model
 
 
 def test_cli_end_to_end(tmp_path: Path) -> None:
@@ -65,9 +67,13 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
             "overlap=16",
             "--fit-thresholds",
             "0.5,0.9",
+            "--fit-pixel-threshold",
+            "0.3,0.5",
         ],
     )
     assert r.exit_code == 0, r.output
+    stored = load_model(model)
+    assert stored.detect_config().threshold in (0.3, 0.5) and stored.thresholds is not None
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert "ap50" in report and (tmp_path / "ev" / "pr_curves.png").is_file()
     r = run(

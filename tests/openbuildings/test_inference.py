@@ -161,3 +161,72 @@ def test_raster_smaller_than_a_tile_and_the_stride(tmp_path: Path) -> None:
     with rasterio.open(out) as ds:
         prob = ds.read(1)
     assert prob.shape == (20, 13) and ((prob >= 0) & (prob <= 1)).all()
+
+
+class Brightness(torch.nn.Module):
+    """p = 0.4 on bright pixels (channel 0 above ``cut``), 0.05 elsewhere: under-confident on purpose."""
+
+    def __init__(self, cut: float) -> None:
+        super().__init__()
+        self.cut = cut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.where(x[:, :1] > self.cut, 0.4, 0.05)
+        return torch.log(p / (1 - p))
+
+
+def test_fit_pixel_threshold_picks_the_threshold_that_finds_the_buildings(tmp_path: Path) -> None:
+    import json
+
+    from shapely.geometry import box, mapping
+
+    from labworks.openbuildings.workflow import fit_pixel_threshold
+
+    image = np.zeros((3, 128, 128), np.uint8)
+    squares = [(10, 10), (40, 70), (90, 30)]  # (row, col) of 12 x 12 px buildings
+    feats = []
+    for i, (r, c) in enumerate(squares):
+        image[0, r : r + 12, c : c + 12] = 200
+        x0, y0 = TRANSFORM @ (c, r + 12)
+        x1, y1 = TRANSFORM @ (c + 12, r)
+        feats.append({"type": "Feature", "properties": {"id": i}, "geometry": mapping(box(x0, y0, x1, y1))})
+    src = _write(tmp_path / "val.tif", image)
+    labels = tmp_path / "val.geojson"
+    labels.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32636"}},
+                "features": feats,
+            }
+        )
+    )
+    cut = float(normalize(np.full((3, 1, 1), 100, np.uint8))[0, 0, 0])
+    cfg = DetectConfig(tile=64, overlap=16, seed_threshold=None, min_area=1.0)
+    best, by_t = fit_pixel_threshold(
+        Brightness(cut), [{"image": src, "labels": labels}], tmp_path / "fit", cfg=cfg, candidates=(0.5, 0.3)
+    )
+    assert by_t[0.5] == 0.0  # nothing above 0.5: no detections
+    assert by_t[0.3] == pytest.approx(1.0)  # every square found exactly
+    assert best.threshold == 0.3 and best.seed_threshold is None and best.tile == 64
+    with pytest.raises(ValueError, match="labelled scenes"):
+        fit_pixel_threshold(Brightness(cut), [{"image": src}], tmp_path / "x", cfg=cfg)
+    with pytest.raises(ValueError, match="candidates"):
+        fit_pixel_threshold(
+            Brightness(cut), [{"image": src, "labels": labels}], tmp_path / "x", candidates=(1.2,)
+        )
+
+
+def test_detect_config_stored_with_the_model_then_overrides() -> None:
+    from labworks.core import ConfigError
+    from labworks.openbuildings.train import LoadedModel
+
+    def loaded(extra: dict) -> LoadedModel:
+        return LoadedModel(model=None, config=None, stats=None, thresholds=None, extra=extra)  # type: ignore[arg-type]
+
+    assert loaded({}).detect_config() == DetectConfig()
+    fitted = loaded({"detect": {"threshold": 0.3, "seed_threshold": 0.6}})
+    assert fitted.detect_config().threshold == 0.3 and fitted.detect_config().seed_threshold == 0.6
+    assert fitted.detect_config(["threshold=0.4", "tile=256"]).threshold == 0.4
+    with pytest.raises(ConfigError, match="threshold"):
+        loaded({"detect": {"threshold": 2.0}}).detect_config()

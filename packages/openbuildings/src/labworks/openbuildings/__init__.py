@@ -56,7 +56,7 @@ from labworks.openbuildings.synthetic import TERRAINS, SceneConfig, load_manifes
 from labworks.openbuildings.thresholds import ThresholdTable, apply_thresholds, fit_thresholds
 from labworks.openbuildings.train import load_model, save_model, self_train, train
 from labworks.openbuildings.weights import gaussian_edge_weight_map, unet_weight_map, weight_map
-from labworks.openbuildings.workflow import evaluate_model
+from labworks.openbuildings.workflow import evaluate_model, fit_pixel_threshold
 
 __all__ = [
     "OPEN_BUILDINGS_COLUMNS",
@@ -88,6 +88,7 @@ __all__ = [
     "evaluate",
     "evaluate_model",
     "extract_footprints",
+    "fit_pixel_threshold",
     "fit_thresholds",
     "footprints_from_probability",
     "gaussian_edge_weight_map",

@@ -118,13 +118,13 @@ def detect(
     stratum: str,
 ) -> None:
     """Detect buildings on GeoTIFFs: probability GeoTIFF + footprints (Open Buildings CSV, GeoJSON,
-    GeoParquet). Under torchrun the rasters are sharded across ranks."""
-    from labworks.openbuildings.config import DetectConfig
+    GeoParquet). Under torchrun the rasters are sharded across ranks. Settings: the defaults, then those
+    stored with the model (``evaluate --fit-pixel-threshold``), then ``--set``."""
     from labworks.openbuildings.inference import detect_many
     from labworks.openbuildings.train import load_model
 
-    cfg = DetectConfig().with_overrides(list(overrides)) if overrides else DetectConfig()
     loaded = load_model(model_path)
+    cfg = loaded.detect_config(overrides)
     for det in detect_many(
         loaded.model,
         list(rasters),
@@ -156,23 +156,53 @@ def detect(
     help="Comma-separated precision levels, e.g. 0.8,0.85,0.9: fit per-terrain thresholds and "
     "store them in the model file.",
 )
+@click.option(
+    "--fit-pixel-threshold",
+    "pixel_candidates",
+    default="",
+    help="Comma-separated pixel thresholds, e.g. 0.3,0.4,0.5,0.6: keep the one with the best mAP on these "
+    "scenes, store it in the model file (detect then uses it) and evaluate with it.",
+)
 def evaluate(
-    model_path: Path, manifest: Path, out_dir: Path, overrides: tuple[str, ...], precisions: str
+    model_path: Path,
+    manifest: Path,
+    out_dir: Path,
+    overrides: tuple[str, ...],
+    precisions: str,
+    pixel_candidates: str,
 ) -> None:
     """AP/mAP, SpaceNet F1, pixel IoU per terrain; PR curves, size histogram, overlays."""
-    from labworks.openbuildings.config import DetectConfig
     from labworks.openbuildings.synthetic import load_manifest
     from labworks.openbuildings.train import load_model, save_model
-    from labworks.openbuildings.workflow import evaluate_model
+    from labworks.openbuildings.workflow import evaluate_model, fit_pixel_threshold
 
-    cfg = DetectConfig().with_overrides(list(overrides)) if overrides else DetectConfig()
     loaded = load_model(model_path)
+    cfg = loaded.detect_config(overrides)
+    scenes = load_manifest(manifest)
+    extra = dict(loaded.extra)
+    candidates = [float(t) for t in pixel_candidates.split(",") if t.strip()]
+    if candidates:
+        cfg, by_threshold = fit_pixel_threshold(
+            loaded.model,
+            scenes,
+            out_dir / "pixel-threshold",
+            cfg=cfg,
+            stats=loaded.stats,
+            candidates=candidates,
+        )
+        extra["detect"] = {"threshold": cfg.threshold, "seed_threshold": cfg.seed_threshold}
+        click.echo(
+            f"validation mAP by pixel threshold: {by_threshold}; stored {extra['detect']} in {model_path}"
+        )
     levels = [float(p) for p in precisions.split(",") if p.strip()]
     report, table, _ = evaluate_model(
-        loaded.model, load_manifest(manifest), out_dir, cfg=cfg, stats=loaded.stats, precisions=levels or None
+        loaded.model, scenes, out_dir, cfg=cfg, stats=loaded.stats, precisions=levels or None
     )
     if table is not None:
-        extra = {k: v for k, v in loaded.extra.items() if k != "thresholds"}
-        save_model(model_path, loaded.model, loaded.config, thresholds=table, extra=extra)
+        extra.pop("thresholds", None)
         click.echo(f"stored thresholds for precisions {levels} in {model_path}")
+    if table is not None or candidates:
+        save_model(
+            model_path, loaded.model, loaded.config, thresholds=table or loaded.thresholds, extra=extra
+        )
     click.echo(json.dumps(report.to_dict(), indent=2, default=str))

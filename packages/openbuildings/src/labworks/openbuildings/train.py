@@ -36,7 +36,7 @@ from labworks.core import (
     wrap_ddp,
 )
 from labworks.openbuildings.augment import AugmentConfig, mixup, random_augment
-from labworks.openbuildings.config import ModelConfig, SelfTrainConfig, TrainConfig
+from labworks.openbuildings.config import DetectConfig, ModelConfig, SelfTrainConfig, TrainConfig
 from labworks.openbuildings.losses import dice_loss, soft_kl, weighted_bce
 from labworks.openbuildings.model import UNet
 from labworks.openbuildings.raster import NormStats, TileDataset
@@ -67,6 +67,13 @@ class LoadedModel:
     stats: NormStats
     thresholds: ThresholdTable | None
     extra: dict[str, Any]
+
+    def detect_config(self, overrides: Sequence[str] = ()) -> DetectConfig:
+        """Detection settings: the defaults, then those stored with the model (a pixel threshold fitted by
+        :func:`~labworks.openbuildings.workflow.fit_pixel_threshold`), then ``overrides``
+        (``["threshold=0.4"]``)."""
+        cfg = DetectConfig.from_dict(self.extra.get("detect", {}), source="model file")
+        return cfg.with_overrides(list(overrides)) if overrides else cfg
 
 
 def build_model(cfg: ModelConfig) -> UNet:
