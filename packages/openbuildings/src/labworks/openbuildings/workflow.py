@@ -49,6 +49,24 @@ def score_scene(
     return SceneScore(gt, pred, np.asarray(fp.confidence, np.float64), stratum)
 
 
+def _detect_and_score(
+    model: torch.nn.Module,
+    scenes: Sequence[dict[str, Any]],
+    out_dir: Path,
+    cfg: DetectConfig,
+    stats: NormStats | None,
+) -> tuple[list[SceneScore], list[Detection]]:
+    """Detect on every manifest row and score it against its labels; the terrain is the stratum."""
+    items: list[SceneScore] = []
+    detections: list[Detection] = []
+    for row in scenes:
+        stratum = str(row.get("terrain", "all"))
+        det = detect(model, row["image"], out_dir, cfg=cfg, stats=stats, stratum=stratum)
+        detections.append(det)
+        items.append(score_scene(det.footprints, row["image"], row["labels"], stratum))
+    return items, detections
+
+
 def evaluate_model(
     model: torch.nn.Module,
     scenes: Sequence[dict[str, Any]],
@@ -65,13 +83,7 @@ def evaluate_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = cfg or DetectConfig()
-    items: list[SceneScore] = []
-    detections: list[Detection] = []
-    for row in scenes:
-        stratum = str(row.get("terrain", "all"))
-        det = detect(model, row["image"], out / "detections", cfg=cfg, stats=stats, stratum=stratum)
-        detections.append(det)
-        items.append(score_scene(det.footprints, row["image"], row["labels"], stratum))
+    items, detections = _detect_and_score(model, scenes, out / "detections", cfg, stats)
     report = evaluate((s.gt_labels, s.pred_labels, s.scores, s.stratum) for s in items)
     # per-detection TP flags at IoU 0.5 (score-greedy), for PR curves and thresholds
     all_scores: list[np.ndarray] = []
@@ -152,11 +164,7 @@ def fit_pixel_threshold(
     for t in sorted(set(float(c) for c in candidates)):
         seed = None if cfg.seed_threshold is None else min(t + seed_margin, 0.95)
         c = DetectConfig.from_dict({**cfg.to_dict(), "threshold": t, "seed_threshold": seed})
-        items = []
-        for row in scenes:
-            stratum = str(row.get("terrain", "all"))
-            det = detect(model, row["image"], out / f"threshold-{t:g}", cfg=c, stats=stats, stratum=stratum)
-            items.append(score_scene(det.footprints, row["image"], row["labels"], stratum))
+        items, _ = _detect_and_score(model, scenes, out / f"threshold-{t:g}", c, stats)
         scores[t] = evaluate((s.gt_labels, s.pred_labels, s.scores, s.stratum) for s in items).map
         configs[t] = c
         log.info("pixel threshold %.2f: validation mAP %.4f", t, scores[t])
