@@ -117,6 +117,7 @@ def main() -> None:
         if args.noisy_student
         else []
     )
+    detect_cfg = DetectConfig(tile=512, overlap=64, tta="flips")
     names = list(VARIANTS)
     if args.variants != "all":
         names = [names[int(i)] for i in args.variants.split(",")]
@@ -144,7 +145,7 @@ def main() -> None:
                 load_model(res.model_path).model,
                 test_rows,
                 run / "eval",
-                cfg=DetectConfig(tile=512, overlap=64, tta="flips"),
+                cfg=detect_cfg,
                 stats=cfg.stats,
                 overlays=1,
             )
@@ -161,7 +162,7 @@ def main() -> None:
                     model,
                     [{"image": img, "labels": lab} for img, lab in va],
                     run / "pixel-threshold",
-                    cfg=DetectConfig(tile=512, overlap=64, tta="flips"),
+                    cfg=detect_cfg,
                     stats=cfg.stats,
                 )
                 rep_t, _, _ = evaluate_model(
@@ -189,7 +190,7 @@ def main() -> None:
                     load_model(ns[-1].model_path).model,
                     test_rows,
                     run / "ns-eval",
-                    cfg=DetectConfig(tile=512, overlap=64, tta="flips"),
+                    cfg=detect_cfg,
                     stats=cfg.stats,
                     overlays=0,
                 )

@@ -198,11 +198,9 @@ def evaluate(
     report, table, _ = evaluate_model(
         loaded.model, scenes, out_dir, cfg=cfg, stats=loaded.stats, precisions=levels or None
     )
-    if table is not None:
-        extra.pop("thresholds", None)
-        click.echo(f"stored thresholds for precisions {levels} in {model_path}")
     if table is not None or candidates:
-        save_model(
-            model_path, loaded.model, loaded.config, thresholds=table or loaded.thresholds, extra=extra
-        )
+        kept = table if table is not None else loaded.thresholds
+        save_model(model_path, loaded.model, loaded.config, thresholds=kept, extra=extra)
+    if table is not None:
+        click.echo(f"stored thresholds for precisions {levels} in {model_path}")
     click.echo(json.dumps(report.to_dict(), indent=2, default=str))

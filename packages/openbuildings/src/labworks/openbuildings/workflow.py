@@ -55,8 +55,9 @@ def _detect_and_score(
     out_dir: Path,
     cfg: DetectConfig,
     stats: NormStats | None,
-) -> tuple[list[SceneScore], list[Detection]]:
-    """Detect on every manifest row and score it against its labels; the terrain is the stratum."""
+) -> tuple[Report, list[SceneScore], list[Detection]]:
+    """Detect on every manifest row and score it against its labels (the terrain is the stratum): the
+    report over all rows, each row's score and detection."""
     items: list[SceneScore] = []
     detections: list[Detection] = []
     for row in scenes:
@@ -64,7 +65,8 @@ def _detect_and_score(
         det = detect(model, row["image"], out_dir, cfg=cfg, stats=stats, stratum=stratum)
         detections.append(det)
         items.append(score_scene(det.footprints, row["image"], row["labels"], stratum))
-    return items, detections
+    report = evaluate((s.gt_labels, s.pred_labels, s.scores, s.stratum) for s in items)
+    return report, items, detections
 
 
 def evaluate_model(
@@ -83,8 +85,7 @@ def evaluate_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = cfg or DetectConfig()
-    items, detections = _detect_and_score(model, scenes, out / "detections", cfg, stats)
-    report = evaluate((s.gt_labels, s.pred_labels, s.scores, s.stratum) for s in items)
+    report, items, detections = _detect_and_score(model, scenes, out / "detections", cfg, stats)
     # per-detection TP flags at IoU 0.5 (score-greedy), for PR curves and thresholds
     all_scores: list[np.ndarray] = []
     all_tp: list[np.ndarray] = []
@@ -164,8 +165,7 @@ def fit_pixel_threshold(
     for t in sorted(set(float(c) for c in candidates)):
         seed = None if cfg.seed_threshold is None else min(t + seed_margin, 0.95)
         c = DetectConfig.from_dict({**cfg.to_dict(), "threshold": t, "seed_threshold": seed})
-        items, _ = _detect_and_score(model, scenes, out / f"threshold-{t:g}", c, stats)
-        scores[t] = evaluate((s.gt_labels, s.pred_labels, s.scores, s.stratum) for s in items).map
+        scores[t] = _detect_and_score(model, scenes, out / f"threshold-{t:g}", c, stats)[0].map
         configs[t] = c
         log.info("pixel threshold %.2f: validation mAP %.4f", t, scores[t])
     best = max(scores, key=lambda t: (scores[t], -abs(t - 0.5)))
