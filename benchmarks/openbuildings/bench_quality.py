@@ -74,6 +74,9 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--base-width", type=int, default=8)
+    parser.add_argument(
+        "--encoder", default="small", help="U-Net encoder: small (base-width) or a ResNet, e.g. resnet18"
+    )
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--steps", type=int, default=None, help="steps per epoch (default: one pass)")
     parser.add_argument(
@@ -130,7 +133,7 @@ def main() -> None:
                     "tile": args.tile,
                     "batch_size": args.batch,
                     "lr": args.lr,
-                    "model": {"base_width": args.base_width},
+                    "model": {"encoder": args.encoder, "base_width": args.base_width},
                     "seed": seed,
                     "steps_per_epoch": args.steps,
                     **VARIANTS[name],
@@ -149,7 +152,14 @@ def main() -> None:
                 stats=cfg.stats,
                 overlays=1,
             )
-            row = {"ap50": report.ap50, "map": report.map, "f1": report.f1.f1, "train_s": t_train}
+            row = {
+                "ap50": report.ap50,
+                "map": report.map,
+                "f1": report.f1.f1,
+                "train_s": t_train,
+                # intra-op threads change float reduction order, hence the trained weights: record them
+                "threads": torch.get_num_threads(),
+            }
             results.setdefault(name, []).append(row)
             print(
                 f"{name:28s} seed {seed}: AP50 {row['ap50']:.4f} mAP {row['map']:.4f} F1 {row['f1']:.4f} "

@@ -4,6 +4,7 @@ step (a done mask, no environment waits for another), counted handling of bad ac
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ class EnvState:
         return dataclasses.replace(self, **kw)  # type: ignore[arg-type]
 
 
-class Env:
+class Env(abc.ABC):
     """Base class. Subclasses define the model, reset distribution, observation, reward and termination.
 
     ``state = env.init()``, then ``state = env.step(state, action)`` with action: (B, action_size) in
@@ -101,24 +102,27 @@ class Env:
         self.action_size = self.model.nu
 
     # ------------------------------------------------------------------ to override
+    @abc.abstractmethod
     def model_path(self) -> Path:
-        raise NotImplementedError
+        """The MJCF file of this environment."""
 
     def configure(self, model: Model) -> None:
-        """Hook to adjust the model (integrator, solver options) and look up bodies."""
+        """Hook to adjust the model (integrator, solver options) and look up bodies; none by default."""
+        return None
 
+    @abc.abstractmethod
     def sample_reset(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """n fresh (q, qd, target) drawn from the reset distribution."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def observe(self, q: Tensor, qd: Tensor, target: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Observations (B, obs_size) of states q: (B, nq), qd: (B, nv) with task targets (B, 3)."""
 
+    @abc.abstractmethod
     def reward(
         self, q0: Tensor, qd0: Tensor, q1: Tensor, qd1: Tensor, target: Tensor, action: Tensor
     ) -> tuple[Tensor, Tensor]:
         """(reward, terminated) of the transition (q0, qd0) -> (q1, qd1) under action."""
-        raise NotImplementedError
 
     def next_target(self, q1: Tensor, target: Tensor) -> Tensor:
         """Hook: the task target after a transition (e.g. a new goal once reached)."""
