@@ -2,6 +2,7 @@
 mixes): the Open Buildings recipe (Gaussian-of-edges weighting + mixup) against the same training without
 distance weighting, without mixup, and with the original U-Net weight map; optionally one Noisy Student
 round. Several seeds per variant; prints AP@0.5 / mAP / F1 as mean ± sd and the training time.
+``--last-epoch`` also scores the last-epoch weights (train otherwise keeps the best-validation checkpoint).
 ``--label-drop`` / ``--label-shift`` corrupt the training and validation labels (missed buildings,
 registration offsets); the test labels stay clean.
 
@@ -20,7 +21,7 @@ import shapely.affinity
 import torch
 from shapely.geometry import mapping, shape
 
-from labworks.core import atomic_write_text
+from labworks.core import CheckpointManager, atomic_write_text
 from labworks.openbuildings.config import DetectConfig, SelfTrainConfig, TrainConfig
 from labworks.openbuildings.plots import plot_ablation
 from labworks.openbuildings.synthetic import TERRAINS, make_scene_set
@@ -94,6 +95,11 @@ def main() -> None:
         action="store_true",
         help="also report test scores at the pixel threshold fitted on each run's validation scenes",
     )
+    parser.add_argument(
+        "--last-epoch",
+        action="store_true",
+        help="also score each run's last-epoch checkpoint (no best-validation checkpoint selection)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("bench-output/openbuildings/quality"))
     args = parser.parse_args()
@@ -166,6 +172,24 @@ def main() -> None:
                 f"({t_train:.0f} s)",
                 flush=True,
             )
+            if args.last_epoch:
+                last = CheckpointManager(run / "checkpoints").latest()
+                assert last is not None
+                rep_l, _, _ = evaluate_model(
+                    load_model(last).model,
+                    test_rows,
+                    run / "eval-last",
+                    cfg=detect_cfg,
+                    stats=cfg.stats,
+                    overlays=0,
+                )
+                results.setdefault(f"{name} @ last epoch", []).append(
+                    {"ap50": rep_l.ap50, "map": rep_l.map, "f1": rep_l.f1.f1, "train_s": t_train}
+                )
+                print(
+                    f"{name:28s} seed {seed}: last epoch AP50 {rep_l.ap50:.4f} mAP {rep_l.map:.4f}",
+                    flush=True,
+                )
             if args.fit_pixel_threshold:
                 model = load_model(res.model_path).model
                 fitted, by_t = fit_pixel_threshold(
