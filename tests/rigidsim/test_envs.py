@@ -191,3 +191,20 @@ def test_gymnasium_vector_env_api():
         obs, rew, term, trunc, info = venv.step(venv.action_space.sample())
     assert trunc.all() and not term.any() and np.isfinite(info["episode_return"]).all()
     assert rew.shape == (3,) and rew.dtype == np.float32
+
+
+def test_env_subclass_missing_a_definition_fails_at_construction() -> None:
+    from labworks.rigidsim.envs import Env
+
+    class NoReward(Env):  # model, reset and observation, but no reward
+        def model_path(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("never reached: construction must fail first")
+
+        def sample_reset(self, n):  # type: ignore[no-untyped-def]
+            raise AssertionError
+
+        def observe(self, q, qd, target):  # type: ignore[no-untyped-def]
+            raise AssertionError
+
+    with pytest.raises(TypeError, match="reward"):
+        NoReward()
