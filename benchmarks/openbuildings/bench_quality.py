@@ -23,6 +23,7 @@ from shapely.geometry import mapping, shape
 
 from labworks.core import CheckpointManager, atomic_write_text
 from labworks.openbuildings.config import DetectConfig, SelfTrainConfig, TrainConfig
+from labworks.openbuildings.evaluate import Report
 from labworks.openbuildings.plots import plot_ablation
 from labworks.openbuildings.synthetic import TERRAINS, make_scene_set
 from labworks.openbuildings.train import load_model, self_train, split_scenes, train
@@ -39,6 +40,18 @@ VARIANTS: dict[str, dict[str, object]] = {
 def _mean_sd(values: list[float]) -> str:
     v = np.asarray(values)
     return f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}"
+
+
+def _scores(report: Report, train_s: float) -> dict[str, float]:
+    """One result row; the intra-op thread count is recorded because it changes float reduction order,
+    hence the trained weights."""
+    return {
+        "ap50": report.ap50,
+        "map": report.map,
+        "f1": report.f1.f1,
+        "train_s": train_s,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def corrupt_labels(rows: list[dict], out_dir: Path, drop: float, shift: float, seed: int) -> list[dict]:
@@ -158,14 +171,7 @@ def main() -> None:
                 stats=cfg.stats,
                 overlays=1,
             )
-            row = {
-                "ap50": report.ap50,
-                "map": report.map,
-                "f1": report.f1.f1,
-                "train_s": t_train,
-                # intra-op threads change float reduction order, hence the trained weights: record them
-                "threads": torch.get_num_threads(),
-            }
+            row = _scores(report, t_train)
             results.setdefault(name, []).append(row)
             print(
                 f"{name:28s} seed {seed}: AP50 {row['ap50']:.4f} mAP {row['map']:.4f} F1 {row['f1']:.4f} "
@@ -183,9 +189,7 @@ def main() -> None:
                     stats=cfg.stats,
                     overlays=0,
                 )
-                results.setdefault(f"{name} @ last epoch", []).append(
-                    {"ap50": rep_l.ap50, "map": rep_l.map, "f1": rep_l.f1.f1, "train_s": t_train}
-                )
+                results.setdefault(f"{name} @ last epoch", []).append(_scores(rep_l, t_train))
                 print(
                     f"{name:28s} seed {seed}: last epoch AP50 {rep_l.ap50:.4f} mAP {rep_l.map:.4f}",
                     flush=True,
@@ -202,9 +206,7 @@ def main() -> None:
                 rep_t, _, _ = evaluate_model(
                     model, test_rows, run / "eval-fitted", cfg=fitted, stats=cfg.stats, overlays=0
                 )
-                results.setdefault(f"{name} @ fitted threshold", []).append(
-                    {"ap50": rep_t.ap50, "map": rep_t.map, "f1": rep_t.f1.f1, "train_s": t_train}
-                )
+                results.setdefault(f"{name} @ fitted threshold", []).append(_scores(rep_t, t_train))
                 print(
                     f"{name:28s} seed {seed}: fitted pixel threshold {fitted.threshold:.2f} "
                     f"(validation mAP {by_t}) -> test AP50 {rep_t.ap50:.4f} mAP {rep_t.map:.4f}",
@@ -228,9 +230,7 @@ def main() -> None:
                     stats=cfg.stats,
                     overlays=0,
                 )
-                results.setdefault("full + noisy student", []).append(
-                    {"ap50": rep2.ap50, "map": rep2.map, "f1": rep2.f1.f1, "train_s": ns[-1].seconds}
-                )
+                results.setdefault("full + noisy student", []).append(_scores(rep2, ns[-1].seconds))
                 print(
                     f"{'full + noisy student':28s} seed {seed}: AP50 {rep2.ap50:.4f} mAP {rep2.map:.4f}",
                     flush=True,
