@@ -2,7 +2,7 @@
 mixes): the Open Buildings recipe (Gaussian-of-edges weighting + mixup) against the same training without
 distance weighting, without mixup, and with the original U-Net weight map; optionally one Noisy Student
 round. Several seeds per variant; prints AP@0.5 / mAP / F1 as mean ± sd and the training time.
-``--last-epoch`` also scores the last-epoch weights (train otherwise keeps the best-validation checkpoint).
+``--last-epoch`` also scores the last-epoch weights (train otherwise keeps the checkpoint ``--select`` picks).
 ``--label-drop`` / ``--label-shift`` corrupt the training and validation labels (missed buildings,
 registration offsets); the test labels stay clean.
 
@@ -113,6 +113,18 @@ def main() -> None:
         action="store_true",
         help="also score each run's last-epoch checkpoint (no best-validation checkpoint selection)",
     )
+    parser.add_argument(
+        "--mixup-alpha",
+        type=float,
+        default=None,
+        help="Beta(alpha, alpha) of the mixup variants (default: TrainConfig's 0.2); runs go to alpha-named folders",
+    )
+    parser.add_argument(
+        "--select",
+        default="val_iou",
+        choices=["val_iou", "val_map", "val_bce", "last"],
+        help="which epoch's weights train keeps (TrainConfig.select)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("bench-output/openbuildings/quality"))
     args = parser.parse_args()
@@ -145,6 +157,9 @@ def main() -> None:
         names = [names[int(i)] for i in args.variants.split(",")]
     results: dict[str, list[dict[str, float]]] = {}
     for name in names:
+        mixes = VARIANTS[name].get("mixup_alpha", 1.0) != 0.0
+        alpha = {"mixup_alpha": args.mixup_alpha} if args.mixup_alpha is not None and mixes else {}
+        label = f"{name} alpha {args.mixup_alpha:g}" if alpha else name
         for seed in range(args.seeds):
             cfg = TrainConfig.from_dict(
                 {
@@ -155,11 +170,14 @@ def main() -> None:
                     "model": {"encoder": args.encoder, "base_width": args.base_width},
                     "seed": seed,
                     "steps_per_epoch": args.steps,
+                    "select": args.select,
                     **VARIANTS[name],
+                    **alpha,
                 }
             )
             tr, va = split_scenes(train_rows, 0.2, seed)
-            run = args.out / "runs" / f"{name.split()[0]}-{name.split()[-1]}-{seed}"
+            tag = f"-alpha{args.mixup_alpha:g}" if alpha else ""
+            run = args.out / "runs" / f"{name.split()[0]}-{name.split()[-1]}{tag}-{seed}"
             t0 = time.perf_counter()
             res = train(cfg, tr, va, run, resume=True)
             t_train = time.perf_counter() - t0
@@ -172,9 +190,9 @@ def main() -> None:
                 overlays=1,
             )
             row = _scores(report, t_train)
-            results.setdefault(name, []).append(row)
+            results.setdefault(label, []).append(row)
             print(
-                f"{name:28s} seed {seed}: AP50 {row['ap50']:.4f} mAP {row['map']:.4f} F1 {row['f1']:.4f} "
+                f"{label:28s} seed {seed}: AP50 {row['ap50']:.4f} mAP {row['map']:.4f} F1 {row['f1']:.4f} "
                 f"({t_train:.0f} s)",
                 flush=True,
             )
@@ -189,9 +207,9 @@ def main() -> None:
                     stats=cfg.stats,
                     overlays=0,
                 )
-                results.setdefault(f"{name} @ last epoch", []).append(_scores(rep_l, t_train))
+                results.setdefault(f"{label} @ last epoch", []).append(_scores(rep_l, t_train))
                 print(
-                    f"{name:28s} seed {seed}: last epoch AP50 {rep_l.ap50:.4f} mAP {rep_l.map:.4f}",
+                    f"{label:28s} seed {seed}: last epoch AP50 {rep_l.ap50:.4f} mAP {rep_l.map:.4f}",
                     flush=True,
                 )
             if args.fit_pixel_threshold:
@@ -206,9 +224,9 @@ def main() -> None:
                 rep_t, _, _ = evaluate_model(
                     model, test_rows, run / "eval-fitted", cfg=fitted, stats=cfg.stats, overlays=0
                 )
-                results.setdefault(f"{name} @ fitted threshold", []).append(_scores(rep_t, t_train))
+                results.setdefault(f"{label} @ fitted threshold", []).append(_scores(rep_t, t_train))
                 print(
-                    f"{name:28s} seed {seed}: fitted pixel threshold {fitted.threshold:.2f} "
+                    f"{label:28s} seed {seed}: fitted pixel threshold {fitted.threshold:.2f} "
                     f"(validation mAP {by_t}) -> test AP50 {rep_t.ap50:.4f} mAP {rep_t.map:.4f}",
                     flush=True,
                 )

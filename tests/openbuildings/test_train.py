@@ -158,3 +158,76 @@ def test_torchrun_two_process_training(scenes: list[dict], tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (tmp_path / "model.safetensors").is_file()
     assert len(list((tmp_path / "checkpoints").glob("step-*.safetensors"))) == 2
+
+
+def test_validate_scores_a_perfect_predictor_with_full_instance_ap(scenes: list[dict]) -> None:
+    from labworks.openbuildings.raster import TileDataset
+    from labworks.openbuildings.train import validate
+    from labworks.openbuildings.weights import segmentation_target
+
+    ds = TileDataset([(scenes[0]["image"], scenes[0]["labels"])], tile=64)
+    # an oracle that returns each batch's own target as confident logits, in DataLoader order
+    targets = [
+        segmentation_target(
+            torch.stack([ds[i]["instances"] for i in range(s, min(s + 8, len(ds)))]), open_contacts=True
+        )
+        for s in range(0, len(ds), 8)
+    ]
+
+    class Oracle(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            t = targets[self.calls]
+            self.calls += 1
+            return torch.where(t > 0.5, 8.0, -8.0)[:, None]
+
+    m = validate(Oracle(), ds, torch.device("cpu"), instances=True)
+    assert m["val_iou"] == pytest.approx(1.0)
+    assert m["val_ap50"] == pytest.approx(1.0)  # every building found once, no false positive
+    assert 0.8 < m["val_map"] <= 1.0  # the 2-px contact gaps cost IoU only at the strict thresholds
+
+
+@pytest.mark.parametrize(
+    ("select", "expected"), [("val_iou", 0), ("val_map", 1), ("val_bce", 2), ("last", 3)]
+)
+def test_select_keeps_the_epoch_its_metric_picks(
+    scenes: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, select: str, expected: int
+) -> None:
+    import importlib
+
+    from labworks.core import load_checkpoint
+
+    train_mod = importlib.import_module("labworks.openbuildings.train")  # the package re-exports `train`
+
+    # scripted validation metrics: each criterion prefers a different epoch
+    script = iter(
+        {"val_iou": iou, "val_f1": 0.0, "val_bce": bce, "val_ap50": 0.0, "val_map": m}
+        for iou, m, bce in [(0.5, 0.1, 0.9), (0.1, 0.6, 0.8), (0.2, 0.2, 0.3), (0.3, 0.3, 0.5)]
+    )
+    calls: list[bool] = []
+
+    def scripted(*args: object, instances: bool = False, **kw: object) -> dict[str, float]:
+        calls.append(instances)
+        return next(script)
+
+    monkeypatch.setattr(train_mod, "validate", scripted)
+    tr, va = split_scenes(scenes, 0.34, 0)
+    cfg = TrainConfig(**{**TINY, "epochs": 4, "select": select, "keep_checkpoints": 4})
+    res = train(cfg, tr, va, tmp_path, resume=False)
+    assert res.best_epoch == expected
+    assert calls == [select == "val_map"] * 4  # instance AP only computed when it decides
+    assert ("val_map" in res.history) == (select == "val_map")
+    kept = load_model(res.model_path).model.state_dict()
+    ckpts = sorted((tmp_path / "checkpoints").glob("step-*.safetensors"))
+    assert len(ckpts) == 4
+    for epoch, path in enumerate(ckpts):
+        state = load_checkpoint(path).model
+        assert all(torch.equal(kept[k], state[k]) for k in kept) == (epoch == expected)
+
+
+def test_select_last_refuses_patience() -> None:
+    with pytest.raises(ConfigError, match="patience"):
+        TrainConfig.from_dict({"select": "last", "patience": 3})

@@ -44,7 +44,16 @@ class TrainConfig(Config):
     mixup_alpha: float = Field(0.2, ge=0, description="Beta(alpha, alpha); 0 disables mixup")
     augment: AugmentConfig = AugmentConfig()
     dice_weight: float = Field(0.0, ge=0)
-    patience: int | None = Field(None, ge=1, description="early stopping on validation pixel IoU")
+    select: Literal["val_iou", "val_map", "val_bce", "last"] = Field(
+        "val_iou",
+        description=(
+            "which epoch's weights become the model: best validation pixel IoU, best validation mAP "
+            "(instances of the tiles, IoU 0.50:0.95), lowest validation BCE, or the last epoch"
+        ),
+    )
+    patience: int | None = Field(
+        None, ge=1, description="early stopping after this many epochs without a better `select` score"
+    )
     seed: int = 0
     device: str = "auto"
     amp: bool = Field(False, description="bf16/fp16 autocast on CUDA")
@@ -55,6 +64,10 @@ class TrainConfig(Config):
     def _tile_multiple_of_stride(self) -> TrainConfig:
         if self.tile % 32:
             raise ValueError(f"tile must be a multiple of the U-Net stride 32, got {self.tile}")
+        if self.select == "last" and self.patience is not None:
+            raise ValueError(
+                "patience needs a validation score to watch; it cannot be used with select='last'"
+            )
         return self
 
 

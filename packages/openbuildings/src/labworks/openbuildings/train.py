@@ -37,8 +37,11 @@ from labworks.core import (
 )
 from labworks.openbuildings.augment import AugmentConfig, mixup, random_augment
 from labworks.openbuildings.config import DetectConfig, ModelConfig, SelfTrainConfig, TrainConfig
+from labworks.openbuildings.evaluate import evaluate
+from labworks.openbuildings.instances import label_instances, split_touching
 from labworks.openbuildings.losses import dice_loss, soft_kl, weighted_bce
 from labworks.openbuildings.model import UNet
+from labworks.openbuildings.ops import instance_stats
 from labworks.openbuildings.raster import NormStats, TileDataset
 from labworks.openbuildings.thresholds import ThresholdTable
 from labworks.openbuildings.weights import segmentation_target, weight_map
@@ -188,15 +191,42 @@ def supervised_loss(
     return loss
 
 
+def _tile_instances(prob: np.ndarray, valid: np.ndarray, cfg: DetectConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Instances of one tile's probabilities the way :func:`detect` finds them (threshold, components,
+    seed split; no polygons): ``(labels (H, W) int32, confidence (n,))``."""
+    labels, n = label_instances(prob, threshold=cfg.threshold, connectivity=cfg.connectivity, valid=valid)
+    if n and cfg.seed_threshold is not None:
+        labels, n = split_touching(
+            labels,
+            prob,
+            seed_threshold=cfg.seed_threshold,
+            min_seed_area=cfg.min_seed_area,
+            connectivity=cfg.connectivity,
+        )
+    if n == 0:
+        return labels, np.zeros(0)
+    conf = instance_stats(torch.from_numpy(labels), torch.from_numpy(prob), n)["confidence"].numpy()
+    return labels, conf
+
+
 @torch.no_grad()
 def validate(
-    model: torch.nn.Module, ds: TileDataset, device: torch.device, batch_size: int = 8
+    model: torch.nn.Module,
+    ds: TileDataset,
+    device: torch.device,
+    batch_size: int = 8,
+    *,
+    instances: bool = False,
 ) -> dict[str, float]:
-    """Pixel IoU/F1 at p > 0.5 and mean BCE on un-augmented tiles."""
+    """Pixel IoU/F1 at p > 0.5 and mean BCE on un-augmented tiles; with ``instances`` also the
+    instance ``val_ap50`` and ``val_map`` (IoU 0.50:0.95, VOC interpolation) of the tiles' buildings,
+    found as :func:`detect` finds them (default :class:`DetectConfig`), pooled over tiles."""
     model.eval()
     tp = fp = fn = 0.0
     bce = 0.0
     n = 0
+    items: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    det_cfg = DetectConfig()
     for batch in DataLoader(ds, batch_size=batch_size):
         image = batch["image"].to(device)
         target = segmentation_target(batch["instances"].to(device), open_contacts=True)
@@ -209,12 +239,29 @@ def validate(
         tp += float((pred & gt).sum())
         fp += float((pred & ~gt).sum())
         fn += float((~pred & gt).sum())
+        if instances:
+            probs = torch.sigmoid(logits).cpu().numpy()
+            valid_np = batch["valid"].numpy()
+            for prob, gt_ids, ok in zip(probs, batch["instances"].numpy(), valid_np, strict=True):
+                labels, conf = _tile_instances(prob, ok, det_cfg)
+                items.append((np.where(ok, gt_ids, 0), labels, conf))
     model.train()
-    return {
+    out = {
         "val_bce": bce / max(n, 1),
         "val_iou": tp / max(tp + fp + fn, 1.0),
         "val_f1": 2 * tp / max(2 * tp + fp + fn, 1.0),
     }
+    if instances:
+        report = evaluate(items)
+        out["val_ap50"], out["val_map"] = report.ap50, report.map
+    return out
+
+
+def _select_score(cfg: TrainConfig, metrics: dict[str, float], train_loss: float) -> float:
+    """Higher is better; without validation scenes, the training loss decides."""
+    if cfg.select == "val_bce" and "val_bce" in metrics:
+        return -metrics["val_bce"]
+    return metrics.get(cfg.select, -train_loss)
 
 
 def train(
@@ -232,7 +279,7 @@ def train(
     """Train a U-Net; with ``teacher`` and ``unlabelled_scenes`` this is one Noisy Student round.
 
     Writes ``out_dir/checkpoints/step-*.safetensors`` every epoch (resumable: rerunning the same
-    command continues from the latest), ``out_dir/model.safetensors`` (best validation IoU, or last),
+    command continues from the latest), ``out_dir/model.safetensors`` (the epoch ``cfg.select`` picks),
     ``out_dir/history.json``. Under ``torchrun`` every rank trains on its shard (DDP, gloo/NCCL).
     """
     t0 = time.perf_counter()
@@ -255,8 +302,9 @@ def train(
     val_ds = TileDataset(val_scenes, tile=cfg.tile, stats=cfg.stats) if val_scenes else None
 
     ckpts = CheckpointManager(out / "checkpoints", keep=cfg.keep_checkpoints)
-    history: dict[str, list[float]] = {"loss": [], "val_iou": [], "val_f1": [], "val_bce": []}
-    start_epoch, best_iou, best_epoch = 0, -1.0, 0
+    val_keys = ["val_iou", "val_f1", "val_bce"] + (["val_ap50", "val_map"] if cfg.select == "val_map" else [])
+    history: dict[str, list[float]] = {"loss": [], **{k: [] for k in val_keys}}
+    start_epoch, best_score, best_epoch = 0, -math.inf, 0
     best_state: dict[str, torch.Tensor] | None = None
     if resume:
         last = ckpts.resume(model, opt, config_cls=TrainConfig, map_location=device)
@@ -269,7 +317,10 @@ def train(
             sched.load_state_dict(last.extra["scheduler"])
             history = last.extra["history"]
             start_epoch = int(last.extra["epoch"]) + 1
-            best_iou, best_epoch = float(last.extra["best_iou"]), int(last.extra["best_epoch"])
+            # "best_iou" is the key of checkpoints written before `select` existed
+            saved = last.extra.get("best_score", last.extra.get("best_iou"))
+            best_score = -math.inf if saved is None else float(saved)
+            best_epoch = int(last.extra["best_epoch"])
             best_file = out / "best.safetensors"
             if best_file.is_file():
                 best_state = load_checkpoint(best_file).model
@@ -304,19 +355,24 @@ def train(
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         mean_loss = float(all_reduce_mean(torch.tensor(running / steps)))
         history["loss"].append(mean_loss)
-        metrics = validate(model, val_ds, device) if val_ds is not None else {}
-        for k in ("val_iou", "val_f1", "val_bce"):
+        metrics = {}
+        if val_ds is not None:
+            metrics = validate(model, val_ds, device, instances=cfg.select == "val_map")
+        for k in val_keys:
             history[k].append(metrics.get(k, math.nan))
-        score = metrics.get("val_iou", -mean_loss)
-        if score > best_iou:
-            best_iou, best_epoch = score, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if is_main_process():
-                save_checkpoint(out / "best.safetensors", best_state, config=cfg)
-            if cfg.patience:
-                patience_left = cfg.patience
-        elif patience_left is not None:
-            patience_left -= 1
+        if cfg.select == "last":
+            best_epoch = epoch
+        else:
+            score = _select_score(cfg, metrics, mean_loss)
+            if score > best_score:
+                best_score, best_epoch = score, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if is_main_process():
+                    save_checkpoint(out / "best.safetensors", best_state, config=cfg)
+                if cfg.patience:
+                    patience_left = cfg.patience
+            elif patience_left is not None:
+                patience_left -= 1
         log.info("epoch %d loss %.4f %s", epoch + 1, mean_loss, {k: round(v, 4) for k, v in metrics.items()})
         ckpts.save(
             epoch,
@@ -327,7 +383,7 @@ def train(
                 "epoch": epoch,
                 "scheduler": _jsonable(sched.state_dict()),
                 "history": history,
-                "best_iou": best_iou,
+                "best_score": best_score if math.isfinite(best_score) else None,
                 "best_epoch": best_epoch,
             },
         )
@@ -335,7 +391,7 @@ def train(
             log.info("early stop at epoch %d (best %d)", epoch + 1, best_epoch + 1)
             break
 
-    if best_state is not None:
+    if best_state is not None and cfg.select != "last":
         model.load_state_dict(best_state)
     model_path = out / "model.safetensors"
     if is_main_process():
