@@ -38,7 +38,13 @@ from labworks.openbuildings.inference import (
     footprints_from_probability,
     predict_raster,
 )
-from labworks.openbuildings.instances import Footprints, extract_footprints, label_instances, polygonize
+from labworks.openbuildings.instances import (
+    Footprints,
+    extract_footprints,
+    find_instances,
+    label_instances,
+    polygonize,
+)
 from labworks.openbuildings.losses import dice_loss, soft_kl, weighted_bce
 from labworks.openbuildings.model import UNet, load_encoder_weights
 from labworks.openbuildings.ops import connected_components, instance_stats
@@ -88,6 +94,7 @@ __all__ = [
     "evaluate",
     "evaluate_model",
     "extract_footprints",
+    "find_instances",
     "fit_pixel_threshold",
     "fit_thresholds",
     "footprints_from_probability",

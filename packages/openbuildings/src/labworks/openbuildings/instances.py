@@ -40,6 +40,7 @@ __all__ = [
     "Footprints",
     "clean_polygon",
     "extract_footprints",
+    "find_instances",
     "label_instances",
     "polygonize",
 ]
@@ -131,6 +132,29 @@ def split_touching(
     lut = np.zeros(int(ids.max()) + 1, dtype=np.int32)
     lut[ids[ids > 0][order]] = np.arange(1, len(order) + 1, dtype=np.int32)
     return lut[grown].astype(np.int32), len(order)
+
+
+def find_instances(
+    prob: NDArray[np.floating[Any]] | torch.Tensor,
+    *,
+    threshold: float = 0.5,
+    connectivity: int = 4,
+    valid: NDArray[np.bool_] | None = None,
+    seed_threshold: float | None = None,
+    min_seed_area: int = 6,
+) -> tuple[NDArray[np.int32], int]:
+    """Building instances of ``prob`` (H, W): :func:`label_instances`, then, with ``seed_threshold``,
+    :func:`split_touching`. Returns ``(labels int32 (H, W), n)``."""
+    labels, n = label_instances(prob, threshold=threshold, connectivity=connectivity, valid=valid)
+    if n and seed_threshold is not None:
+        labels, n = split_touching(
+            labels,
+            prob,
+            seed_threshold=seed_threshold,
+            min_seed_area=min_seed_area,
+            connectivity=connectivity,
+        )
+    return labels, n
 
 
 def _rings_to_polygons(shapes: list[dict[str, Any]]) -> NDArray[np.object_]:
@@ -374,15 +398,14 @@ def extract_footprints(
         seed_threshold: if set, split instances merged across faint walls (:func:`split_touching`).
         min_seed_area: smallest seed (pixels) for the split.
     """
-    labels, n = label_instances(prob, threshold=threshold, connectivity=connectivity, valid=valid)
-    if n and seed_threshold is not None:
-        labels, n = split_touching(
-            labels,
-            prob,
-            seed_threshold=seed_threshold,
-            min_seed_area=min_seed_area,
-            connectivity=connectivity,
-        )
+    labels, n = find_instances(
+        prob,
+        threshold=threshold,
+        connectivity=connectivity,
+        valid=valid,
+        seed_threshold=seed_threshold,
+        min_seed_area=min_seed_area,
+    )
     if n == 0:
         return Footprints.empty(crs)
     p_np = prob.detach().cpu().numpy() if isinstance(prob, torch.Tensor) else np.asarray(prob)

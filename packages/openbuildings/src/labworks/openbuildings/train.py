@@ -38,7 +38,7 @@ from labworks.core import (
 from labworks.openbuildings.augment import AugmentConfig, mixup, random_augment
 from labworks.openbuildings.config import DetectConfig, ModelConfig, SelfTrainConfig, TrainConfig
 from labworks.openbuildings.evaluate import evaluate
-from labworks.openbuildings.instances import label_instances, split_touching
+from labworks.openbuildings.instances import find_instances
 from labworks.openbuildings.losses import dice_loss, soft_kl, weighted_bce
 from labworks.openbuildings.model import UNet
 from labworks.openbuildings.ops import instance_stats
@@ -191,24 +191,6 @@ def supervised_loss(
     return loss
 
 
-def _tile_instances(prob: np.ndarray, valid: np.ndarray, cfg: DetectConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Instances of one tile's probabilities the way :func:`detect` finds them (threshold, components,
-    seed split; no polygons): ``(labels (H, W) int32, confidence (n,))``."""
-    labels, n = label_instances(prob, threshold=cfg.threshold, connectivity=cfg.connectivity, valid=valid)
-    if n and cfg.seed_threshold is not None:
-        labels, n = split_touching(
-            labels,
-            prob,
-            seed_threshold=cfg.seed_threshold,
-            min_seed_area=cfg.min_seed_area,
-            connectivity=cfg.connectivity,
-        )
-    if n == 0:
-        return labels, np.zeros(0)
-    conf = instance_stats(torch.from_numpy(labels), torch.from_numpy(prob), n)["confidence"].numpy()
-    return labels, conf
-
-
 @torch.no_grad()
 def validate(
     model: torch.nn.Module,
@@ -243,8 +225,16 @@ def validate(
             probs = torch.sigmoid(logits).cpu().numpy()
             valid_np = batch["valid"].numpy()
             for prob, gt_ids, ok in zip(probs, batch["instances"].numpy(), valid_np, strict=True):
-                labels, conf = _tile_instances(prob, ok, det_cfg)
-                items.append((np.where(ok, gt_ids, 0), labels, conf))
+                labels, n_inst = find_instances(
+                    prob,
+                    threshold=det_cfg.threshold,
+                    connectivity=det_cfg.connectivity,
+                    valid=ok,
+                    seed_threshold=det_cfg.seed_threshold,
+                    min_seed_area=det_cfg.min_seed_area,
+                )
+                stats = instance_stats(torch.from_numpy(labels), torch.from_numpy(prob), n_inst)
+                items.append((np.where(ok, gt_ids, 0), labels, stats["confidence"].numpy()))
     model.train()
     out = {
         "val_bce": bce / max(n, 1),
