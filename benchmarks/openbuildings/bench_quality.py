@@ -121,9 +121,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--select",
-        default="val_iou",
+        default=None,
         choices=["val_iou", "val_map", "val_bce", "last"],
-        help="which epoch's weights train keeps (TrainConfig.select)",
+        help="which epoch's weights train keeps (default: TrainConfig.select, val_map)",
     )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("bench-output/openbuildings/quality"))
@@ -170,7 +170,7 @@ def main() -> None:
                     "model": {"encoder": args.encoder, "base_width": args.base_width},
                     "seed": seed,
                     "steps_per_epoch": args.steps,
-                    "select": args.select,
+                    **({"select": args.select} if args.select else {}),
                     **VARIANTS[name],
                     **alpha,
                 }

@@ -45,10 +45,10 @@ class TrainConfig(Config):
     augment: AugmentConfig = AugmentConfig()
     dice_weight: float = Field(0.0, ge=0)
     select: Literal["val_iou", "val_map", "val_bce", "last"] = Field(
-        "val_iou",
+        "val_map",
         description=(
-            "which epoch's weights become the model: best validation pixel IoU, best validation mAP "
-            "(instances of the tiles, IoU 0.50:0.95), lowest validation BCE, or the last epoch"
+            "which epoch's weights become the model: best validation mAP (instances of the tiles, "
+            "IoU 0.50:0.95), best validation pixel IoU, lowest validation BCE, or the last epoch"
         ),
     )
     patience: int | None = Field(
