@@ -142,7 +142,9 @@ def _solve_constraints(
     opt = m.options
     tc = max(opt.timeconst, 2 * h)
     b_ref, k_ref = 2.0 / tc, 1.0 / (tc * opt.dampratio) ** 2
-    w = bmm(minv, jac.transpose(1, 2))  # (B, V, R) = M^-1 J^T
+    # the two (nv x R) products go to BLAS in compiled code too: as broadcast multiply-sums (math.bmm)
+    # they measured 10x slower (1,024 Ant envs: 11 ms vs 1 ms), the whole compiled step 1.09-1.13x slower
+    w = torch.bmm(minv, jac.transpose(1, 2))  # (B, V, R) = M^-1 J^T
     diag = (jac * w.transpose(1, 2)).sum(-1)  # (B, R)
     reg = diag * (1.0 / opt.impedance - 1.0) + 1e-10
     v0 = (jac * qd.unsqueeze(1)).sum(-1)
@@ -156,7 +158,7 @@ def _solve_constraints(
     target = v0 - h * (b_ref * v0 + k_ref * d_row * is_normal)
     lam = torch.zeros_like(vf)
     inv = active / (diag + reg)
-    delassus = bmm(jac, w)  # (B, R, R) = J M^-1 J^T, once; each iteration is then one small product
+    delassus = torch.bmm(jac, w)  # (B, R, R) = J M^-1 J^T, once; each iteration is then one small product
     for _ in range(opt.iterations):
         v = vf + (delassus * lam.unsqueeze(1)).sum(-1)  # batched mat-vec; faster than bmm on CPU
         lam = lam + opt.relaxation * (target - v - reg * lam) * inv
