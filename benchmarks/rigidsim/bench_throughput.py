@@ -21,6 +21,7 @@ import torch._inductor.config as inductor_config
 from labworks.core import atomic_write_text
 from labworks.rigidsim.bench import mujoco_steps_per_second, rigidsim_steps_per_second
 from labworks.rigidsim.envs.base import gymnasium_asset
+from labworks.rigidsim.memory import retain_freed_memory
 from labworks.rigidsim.plots import plot_scaling
 
 
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-output/rigidsim"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    retain_freed_memory()  # as the command line does: no page faults on the step's fresh tensors
     # Inductor's on-disk graph cache does not key on the thread count: a graph compiled earlier for one
     # thread would be reused here and not run in parallel
     inductor_config.fx_graph_cache = False

@@ -13,6 +13,7 @@ from labworks.rigidsim.agents import ActorCritic, ObsNormalizer
 from labworks.rigidsim.config import PPOConfig, SACConfig
 from labworks.rigidsim.envs import ENVS, Env, EnvState, make
 from labworks.rigidsim.kinematics import Dynamics, Kinematics, dynamics, kinematics
+from labworks.rigidsim.memory import retain_freed_memory
 from labworks.rigidsim.mjcf import MJCFError, ModelSpec, load_mjcf, parse_mjcf
 from labworks.rigidsim.model import Model, SolverOptions, load_model
 from labworks.rigidsim.physics import applied_forces, compile_step, forward, integrate_pos, step
@@ -50,6 +51,7 @@ __all__ = [
     "load_model",
     "make",
     "parse_mjcf",
+    "retain_freed_memory",
     "rollout_poses",
     "step",
     "train_ppo",

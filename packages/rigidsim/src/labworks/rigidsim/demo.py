@@ -11,12 +11,14 @@ import torch
 from labworks.core import atomic_write_text
 from labworks.rigidsim.config import PPOConfig
 from labworks.rigidsim.envs.locomotion import Reacher
+from labworks.rigidsim.memory import retain_freed_memory
 from labworks.rigidsim.ppo import train_ppo
 from labworks.rigidsim.render import rollout_poses, write_gif, write_html
 
 
 def demo(out_dir: Path, seed: int = 0) -> Path:
     out_dir = Path(out_dir)
+    retain_freed_memory()
     cfg = PPOConfig(
         env="reacher",
         num_envs=512,
