@@ -159,8 +159,12 @@ def _solve_constraints(
     lam = torch.zeros_like(vf)
     inv = active / (diag + reg)
     delassus = torch.bmm(jac, w)  # (B, R, R) = J M^-1 J^T, once; each iteration is then one small product
+    eager = not torch.compiler.is_compiling()
     for _ in range(opt.iterations):
-        v = vf + (delassus * lam.unsqueeze(1)).sum(-1)  # batched mat-vec; faster than bmm on CPU
+        if eager:  # D is symmetric, so D lam = (lam^T D)^T: a row-vector BLAS product, 2.7x the multiply-sum
+            v = vf + torch.bmm(lam.unsqueeze(1), delassus).squeeze(1)
+        else:  # compiled, the multiply-sum fuses into the loop's kernel (bmm measured 0.94x)
+            v = vf + (delassus * lam.unsqueeze(1)).sum(-1)
         lam = lam + opt.relaxation * (target - v - reg * lam) * inv
         if c:
             ln = lam[:, :c].clamp_min(0)
