@@ -6,6 +6,8 @@ Brax's generalized pipeline and MJX on JAX CPU when ``brax`` and ``jax`` are ins
     python benchmarks/rigidsim/bench_throughput.py                       # 1..4096 envs, eager, 2 threads
     python benchmarks/rigidsim/bench_throughput.py --full --compile      # up to 16,384 envs + compiled
     python benchmarks/rigidsim/bench_throughput.py --full --compile --rk4  # + the compiled RK4 step
+    python benchmarks/rigidsim/bench_throughput.py --device cuda --full --compile --cuda-graphs
+        # on a GPU: eager vs compiled vs compiled + CUDA graphs; ratios to MuJoCo only if it is installed
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="batch sizes up to 16,384")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd step")
     parser.add_argument("--rk4", action="store_true", help="also time the compiled RK4 step (vs MuJoCo RK4)")
+    parser.add_argument(
+        "--cuda-graphs", action="store_true", help="also time compile mode 'reduce-overhead' (GPU)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("bench-output/rigidsim"))
     args = parser.parse_args()
@@ -45,30 +50,36 @@ def main() -> None:
     path = gymnasium_asset(args.model)
     batches = [1, 16, 64, 256, 1024, 4096] + ([16384] if args.full else [])
     results: dict[str, object] = {"model": args.model, "threads": args.threads, "device": args.device}
-    mj = {}
-    for integ in ("euler", "rk4"):
-        mj[integ] = mujoco_steps_per_second(
-            path, nthread=args.threads, integrator=integ, nbatch=256, nstep=200
-        )
-        print(
-            f"mujoco {integ:5s} ({args.threads} threads, rollout 256x200): {mj[integ]:10.0f} steps/s",
-            flush=True,
-        )
-    results["mujoco"] = mj
-    series: dict[str, tuple[list[int], list[float]]] = {}
-    modes = [(False, "euler")] + [(True, "euler")] * args.compile + [(True, "rk4")] * args.rk4
-    for comp, integ in modes:
-        t0 = time.perf_counter()
-        label = ("rigidsim compiled" if comp else "rigidsim eager") + (" RK4" if integ == "rk4" else "")
-        # compiled: one compilation per batch size (about a minute each on CPU), so only the large ones
-        sizes = [b for b in batches if b >= 1024] if comp else batches
-        sps = rigidsim_steps_per_second(path, sizes, device=args.device, compile=comp, integrator=integ)
-        ref = "MuJoCo RK4" if integ == "rk4" else "MuJoCo Euler"
-        for b, v in sps.items():
+    mj: dict[str, float] = {}
+    try:
+        for integ in ("euler", "rk4"):
+            mj[integ] = mujoco_steps_per_second(
+                path, nthread=args.threads, integrator=integ, nbatch=256, nstep=200
+            )
             print(
-                f"{label:22s} batch {b:6d}: {v:10.0f} steps/s   x{v / mj[integ]:.2f} vs {ref}",
+                f"mujoco {integ:5s} ({args.threads} threads, rollout 256x200): {mj[integ]:10.0f} steps/s",
                 flush=True,
             )
+    except ImportError:
+        print("mujoco not installed: no ratios (`uv pip install 'labworks-rigidsim[mujoco]'`)")
+    results["mujoco"] = mj
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    modes: list[tuple[bool, str, str | None]] = [(False, "euler", None)]
+    modes += [(True, "euler", None)] * args.compile + [(True, "rk4", None)] * args.rk4
+    modes += [(True, "euler", "reduce-overhead")] * args.cuda_graphs
+    for comp, integ, mode in modes:
+        t0 = time.perf_counter()
+        label = ("rigidsim compiled" if comp else "rigidsim eager") + (" RK4" if integ == "rk4" else "")
+        label += " + graphs" if mode else ""
+        # compiled: one compilation per batch size (about a minute each on CPU), so only the large ones
+        sizes = [b for b in batches if b >= 1024] if comp else batches
+        sps = rigidsim_steps_per_second(
+            path, sizes, device=args.device, compile=comp, integrator=integ, mode=mode
+        )
+        ref = "MuJoCo RK4" if integ == "rk4" else "MuJoCo Euler"
+        for b, v in sps.items():
+            ratio = f"   x{v / mj[integ]:.2f} vs {ref}" if integ in mj else ""
+            print(f"{label:31s} batch {b:6d}: {v:10.0f} steps/s{ratio}", flush=True)
         print(f"  ({label}: {time.perf_counter() - t0:.0f} s incl. compilation)")
         series[label] = (list(sps), list(sps.values()))
         results[label] = sps
@@ -79,16 +90,19 @@ def main() -> None:
             print(f"{label}: not installed ({err.name}); `uv pip install brax 'jax[cpu]'` to compare")
             continue
         for b, v in sps.items():
-            print(f"{label:26s} batch {b:6d}: {v:10.0f} steps/s   x{v / mj['euler']:.3f} vs MuJoCo Euler")
+            ratio = f"   x{v / mj['euler']:.3f} vs MuJoCo Euler" if mj else ""
+            print(f"{label:26s} batch {b:6d}: {v:10.0f} steps/s{ratio}")
         series[label] = (list(sps), list(sps.values()))
         results[label] = sps
     plot_scaling(
         series,
         args.out / "throughput.png",
-        title=f"{args.model}: physics steps/s, {args.threads} CPU threads",
+        title=f"{args.model}: physics steps/s, "
+        + (f"{args.threads} CPU threads" if args.device == "cpu" else args.device),
         hlines={
-            f"MuJoCo Euler ({args.threads} thr)": mj["euler"],
-            f"MuJoCo RK4 ({args.threads} thr)": mj["rk4"],
+            f"MuJoCo {name} ({args.threads} thr)": v
+            for name, v in (("Euler", mj.get("euler")), ("RK4", mj.get("rk4")))
+            if v
         },
     )
     atomic_write_text(args.out / "throughput.json", json.dumps(results, indent=1))

@@ -128,3 +128,31 @@ def test_compile_step_chunks_equal_eager(assets):
     q_e, qd_e = step(model, q, qd, u)
     torch.testing.assert_close(q_c, q_e, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(qd_c, qd_e, atol=1e-4, rtol=1e-4)
+
+
+_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", _DEVICES)
+def test_compile_step_graph_mode_keeps_earlier_states(assets, device):
+    """compile_step(mode="reduce-overhead"): chunked steps equal eager ones, and a state returned by one
+    call is still intact after the next calls (on a GPU the step replays as a CUDA graph whose static
+    output buffers the next replay overwrites)."""
+    from labworks.rigidsim import compile_step
+
+    model = load_model(assets / "reacher.xml", device=device, dtype=torch.float32)
+    gen = torch.Generator().manual_seed(2)
+    q = (model.qpos0.cpu().expand(8, -1) + 0.3 * torch.randn(8, model.nq, generator=gen)).to(device)
+    qd = torch.randn(8, model.nv, generator=gen).to(device)
+    u = (torch.rand(8, model.nu, generator=gen) * 2 - 1).to(device)
+    fn = compile_step(model, chunk=4, mode="reduce-overhead")
+    states, q_c, qd_c = [], q, qd
+    for _ in range(4):  # CUDA graphs are recorded after a warm-up call
+        q_c, qd_c = fn(q_c, qd_c, u)
+        states.append((q_c, qd_c))
+    q_e, qd_e = q, qd
+    for q_k, qd_k in states:
+        q_e, qd_e = step(model, q_e, qd_e, u)
+        torch.testing.assert_close(q_k, q_e, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(qd_k, qd_e, atol=1e-4, rtol=1e-4)

@@ -26,9 +26,11 @@ def rigidsim_steps_per_second(
     compile: bool = False,
     min_seconds: float = 0.5,
     repeats: int = 3,
+    mode: str | None = None,
 ) -> dict[int, float]:
     """Physics steps/s (environment-steps at the model's time step) for each batch size, random controls;
-    the best of ``repeats`` timed runs of at least ``min_seconds`` each (compiled: see :func:`compile_step`)."""
+    the best of ``repeats`` timed runs of at least ``min_seconds`` each (compiled, with torch.compile's
+    ``mode``: see :func:`compile_step`)."""
     model = load_model(path, device, dtype)
     model.integrator = integrator
     out: dict[int, float] = {}
@@ -36,7 +38,7 @@ def rigidsim_steps_per_second(
     def physics(q: torch.Tensor, qd: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return step(model, q, qd, u)
 
-    fn = compile_step(model) if compile else physics
+    fn = compile_step(model, mode=mode) if compile else physics
     gen = torch.Generator(device=device).manual_seed(0)
     for b in batch_sizes:
         q = model.qpos0.expand(b, -1).clone()
