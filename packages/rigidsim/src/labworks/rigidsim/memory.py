@@ -4,8 +4,8 @@ Each physics step allocates its intermediate tensors afresh (eager and compiled 
 call at 4,096 Ant environments). glibc's malloc returns large freed blocks to the kernel, by ``munmap``
 or by trimming the top of its heap, so the next step touches fresh pages and every 4 KiB page is a
 minor page fault that the kernel must zero. On the 2-core benchmark VM a fault costs 3.4 us, and the
-compiled Ant step took 800-2,200 faults per call at 1,024 environments and 1,700-7,800 at 4,096: up to
-a third of the step. With freed memory kept for reuse it takes none.
+compiled Ant step took 800-2,300 faults per call at 1,024 environments and 1,700-7,800 at 4,096: up to
+a third of the step. With freed memory kept for reuse it takes almost none.
 """
 
 from __future__ import annotations
