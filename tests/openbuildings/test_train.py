@@ -231,3 +231,57 @@ def test_select_keeps_the_epoch_its_metric_picks(
 def test_select_last_refuses_patience() -> None:
     with pytest.raises(ConfigError, match="patience"):
         TrainConfig.from_dict({"select": "last", "patience": 3})
+
+
+def test_resuming_a_checkpoint_from_before_select_rescores_the_kept_weights(
+    scenes: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint written before `select` existed stores the best *pixel IoU* as "best_iou", no
+    "select" in its config (so it loads as today's default, val_map) and no instance metrics in its
+    history. Resuming must neither fail on the missing history keys nor compare mAP against that IoU:
+    the kept weights are re-scored by validation mAP first."""
+    import importlib
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    train_mod = importlib.import_module("labworks.openbuildings.train")
+    scores = iter([0.1, 0.2, 0.3, 0.4, 0.2, 0.5, 0.3])  # 4 epochs; then re-score, epochs 2 and 3
+    calls: list[bool] = []
+
+    def scripted(*args: object, instances: bool = False, **kw: object) -> dict[str, float]:
+        calls.append(instances)
+        m = next(scores)
+        return {"val_iou": 0.0, "val_f1": 0.0, "val_bce": 1.0, "val_ap50": m, "val_map": m}
+
+    monkeypatch.setattr(train_mod, "validate", scripted)
+    tr, va = split_scenes(scenes, 0.34, 0)
+    cfg = TrainConfig(**{**TINY, "epochs": 4, "keep_checkpoints": 4})
+    train(cfg, tr, va, tmp_path, resume=False)
+    ckpts = sorted((tmp_path / "checkpoints").glob("step-*.safetensors"))
+    for later in ckpts[2:]:  # as if the old run had stopped after epoch 1 ...
+        later.unlink()
+    # ... with epoch 0's weights kept by a pixel IoU of 0.9, higher than any mAP to come
+    save_file(load_file(str(ckpts[0])), str(tmp_path / "best.safetensors"), metadata=_meta(ckpts[0]))
+    meta = _meta(ckpts[1])
+    config = json.loads(meta["config"])
+    del config["select"]
+    extra = json.loads(meta["extra"])
+    extra["best_iou"], extra["best_epoch"] = 0.9, 0
+    del extra["best_score"]
+    for k in ("val_ap50", "val_map"):
+        del extra["history"][k]
+    meta.update(config=json.dumps(config), extra=json.dumps(extra))
+    save_file(load_file(str(ckpts[1])), str(ckpts[1]), metadata=meta)
+
+    res = train(cfg, tr, va, tmp_path, resume=True)
+    assert len(calls) == 7 and all(calls)
+    assert res.best_epoch == 2  # 0.5 beats the kept weights' re-scored 0.2, not the stale 0.9
+    assert len(res.history["val_map"]) == 4 and res.history["val_map"][2:] == [0.5, 0.3]
+
+
+def _meta(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return dict(f.metadata())

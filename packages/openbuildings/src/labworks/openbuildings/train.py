@@ -306,14 +306,21 @@ def train(
                 )
             sched.load_state_dict(last.extra["scheduler"])
             history = last.extra["history"]
+            for k in val_keys:  # a metric this run records but the checkpoint's run did not
+                history.setdefault(k, [math.nan] * len(history["loss"]))
             start_epoch = int(last.extra["epoch"]) + 1
             # "best_iou" is the key of checkpoints written before `select` existed
+            legacy = "best_score" not in last.extra
             saved = last.extra.get("best_score", last.extra.get("best_iou"))
             best_score = -math.inf if saved is None else float(saved)
             best_epoch = int(last.extra["best_epoch"])
             best_file = out / "best.safetensors"
             if best_file.is_file():
                 best_state = load_checkpoint(best_file).model
+            if legacy and cfg.select not in ("val_iou", "last"):
+                # the saved score is a pixel IoU: re-score the kept weights by this run's rule
+                best_score = _rescore(cfg, best_state, val_ds, device)
+                log.info("checkpoint predates `select`: kept weights re-scored by %s", cfg.select)
             log.info("resumed from %s (epoch %d)", ckpts.latest(), start_epoch)
 
     unl_ds = None
@@ -388,6 +395,21 @@ def train(
         save_model(model_path, model, cfg, extra={"history": history, "best_epoch": best_epoch})
         atomic_write_text(out / "history.json", json.dumps(history, indent=1))
     return TrainResult(model_path, history, best_epoch, time.perf_counter() - t0)
+
+
+def _rescore(
+    cfg: TrainConfig,
+    state: dict[str, torch.Tensor] | None,
+    val_ds: TileDataset | None,
+    device: torch.device,
+) -> float:
+    """``cfg.select``'s validation score of the weights ``state`` (-inf when there is nothing to score)."""
+    if state is None or val_ds is None:
+        return -math.inf
+    scratch = build_model(cfg.model).to(device)
+    scratch.load_state_dict(state)
+    metrics = validate(scratch, val_ds, device, instances=cfg.select == "val_map")
+    return _select_score(cfg, metrics, math.inf)
 
 
 def _jsonable(state: dict[str, Any]) -> dict[str, Any]:
