@@ -16,10 +16,9 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-from labworks.core import atomic_write_text
+from labworks.core import atomic_write_text, retain_freed_memory
 from labworks.rigidsim.config import PPOConfig
 from labworks.rigidsim.envs.base import EnvState
-from labworks.rigidsim.memory import retain_freed_memory
 from labworks.rigidsim.plots import plot_reward_curves
 from labworks.rigidsim.ppo import train_ppo
 

@@ -20,10 +20,9 @@ from pathlib import Path
 import torch
 import torch._inductor.config as inductor_config
 
-from labworks.core import atomic_write_text
+from labworks.core import atomic_write_text, retain_freed_memory
 from labworks.rigidsim.bench import mujoco_steps_per_second, rigidsim_steps_per_second
 from labworks.rigidsim.envs.base import gymnasium_asset
-from labworks.rigidsim.memory import retain_freed_memory
 from labworks.rigidsim.plots import plot_scaling
 
 

@@ -1,4 +1,5 @@
-"""retain_freed_memory: after it, repeated steps reuse memory instead of page-faulting on fresh pages."""
+"""retain_freed_memory (labworks.core, re-exported here) on the workload it was made for: after it,
+repeated physics steps reuse memory instead of page-faulting on fresh pages."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
-from labworks.rigidsim import retain_freed_memory
 
 _PROBE = """
 import resource, sys, torch
@@ -46,8 +45,3 @@ def test_retained_memory_removes_page_faults() -> None:
     # an eager 2,048-env Ant step allocates tens of MB of fresh tensors: 6,700-8,900 faults per step
     # with glibc's defaults here, 0-180 retained (the rest is the VM reclaiming idle pages)
     assert retained < min(1000, default / 5), f"{retained} faults per step retained, {default} by default"
-
-
-def test_rejects_bad_threshold() -> None:
-    with pytest.raises(ValueError, match="trim_threshold"):
-        retain_freed_memory(0)

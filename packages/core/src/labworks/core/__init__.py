@@ -27,6 +27,7 @@ from labworks.core.distributed import (
 )
 from labworks.core.io import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text
 from labworks.core.kernels import KernelOp, has_triton, kernels_disabled
+from labworks.core.memory import retain_freed_memory
 from labworks.core.progress import progress
 from labworks.core.seeding import make_generator, rng_state, seed_everything, seed_worker, set_rng_state
 
@@ -59,6 +60,7 @@ __all__ = [
     "load_checkpoint",
     "make_generator",
     "progress",
+    "retain_freed_memory",
     "rng_state",
     "save_checkpoint",
     "seed_everything",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from labworks.core import atomic_write_text
+from labworks.core import atomic_write_text, retain_freed_memory
 
 
 def demo(out_dir: Path, seed: int = 0, *, epochs: int = 10, scenes: int = 8, size: int = 384) -> Path:
@@ -17,6 +17,7 @@ def demo(out_dir: Path, seed: int = 0, *, epochs: int = 10, scenes: int = 8, siz
     from labworks.openbuildings.train import load_model, save_model, split_scenes, train
     from labworks.openbuildings.workflow import evaluate_model
 
+    retain_freed_memory()  # as the command line does: training reuses memory instead of page-faulting
     out = Path(out_dir)
     train_rows = make_scene_set(out / "scenes" / "train", scenes, size=size, seed=seed)
     test_rows = make_scene_set(out / "scenes" / "heldout", 4, size=size, seed=seed + 10_000)

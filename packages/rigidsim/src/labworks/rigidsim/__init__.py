@@ -8,12 +8,12 @@ env = make("reacher", num_envs=512)       # functional: state = env.step(state, 
 train_ppo(PPOConfig(env="reacher"), "runs/reacher")
 """
 
+from labworks.core import retain_freed_memory
 from labworks.rigidsim.__about__ import __version__
 from labworks.rigidsim.agents import ActorCritic, ObsNormalizer
 from labworks.rigidsim.config import PPOConfig, SACConfig
 from labworks.rigidsim.envs import ENVS, Env, EnvState, make
 from labworks.rigidsim.kinematics import Dynamics, Kinematics, dynamics, kinematics
-from labworks.rigidsim.memory import retain_freed_memory
 from labworks.rigidsim.mjcf import MJCFError, ModelSpec, load_mjcf, parse_mjcf
 from labworks.rigidsim.model import Model, SolverOptions, load_model
 from labworks.rigidsim.physics import applied_forces, compile_step, forward, integrate_pos, step

@@ -19,7 +19,7 @@ _set_opt = click.option(
 
 @click.group(help="Batched, branch-free rigid-body physics with on-device PPO/SAC.")
 def cli() -> None:
-    from labworks.rigidsim.memory import retain_freed_memory
+    from labworks.core import retain_freed_memory
 
     retain_freed_memory()  # steps allocate tens of MB per call: reuse it instead of page-faulting
 

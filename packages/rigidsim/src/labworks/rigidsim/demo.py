@@ -8,10 +8,9 @@ from pathlib import Path
 
 import torch
 
-from labworks.core import atomic_write_text
+from labworks.core import atomic_write_text, retain_freed_memory
 from labworks.rigidsim.config import PPOConfig
 from labworks.rigidsim.envs.locomotion import Reacher
-from labworks.rigidsim.memory import retain_freed_memory
 from labworks.rigidsim.ppo import train_ppo
 from labworks.rigidsim.render import rollout_poses, write_gif, write_html
 
