@@ -232,3 +232,25 @@ def test_tree_ldl_solves_like_dense(assets, name, tmp_path):
     bad[0] = -bad[0]
     x = ldl_solve(ldl_factor(bad.permute(1, 2, 0), parents), parents, rhs.permute(1, 2, 0)).permute(2, 0, 1)
     assert torch.isnan(x[0]).all() and torch.isfinite(x[1:]).all()
+
+
+
+@pytest.mark.parametrize("name", ["ant", "humanoid"])
+def test_compiled_spd_inverse_is_the_dense_inverse(assets, name, tmp_path, monkeypatch):
+    """spd_inverse's compiled branch (the LDL^T solved for identity columns, batch-first) equals the dense
+    inverse, and a matrix that is not positive definite gives NaN rows; the branch is run eagerly here."""
+    from labworks.rigidsim.linalg import spd_inverse
+
+    path = _model_path(assets, name, tmp_path)
+    ref = mujoco.MjModel.from_xml_path(str(path))
+    _, _, full, _, _ = _random_states(ref, 5, seed=4)
+    model = load_model(path, dtype=torch.float64)
+    mass = torch.tensor(full)
+    bad = mass.clone()
+    bad[0] = -bad[0]
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    inv = spd_inverse(mass, model.dof_parent_ids)
+    assert inv.shape == mass.shape and inv.is_contiguous()
+    np.testing.assert_allclose(inv.numpy(), np.linalg.inv(full), atol=1e-9)
+    inv_bad = spd_inverse(bad, model.dof_parent_ids)
+    assert torch.isnan(inv_bad[0]).any() and torch.isfinite(inv_bad[1:]).all()
