@@ -234,7 +234,6 @@ def test_tree_ldl_solves_like_dense(assets, name, tmp_path):
     assert torch.isnan(x[0]).all() and torch.isfinite(x[1:]).all()
 
 
-
 @pytest.mark.parametrize("name", ["ant", "humanoid"])
 def test_compiled_spd_inverse_is_the_dense_inverse(assets, name, tmp_path, monkeypatch):
     """spd_inverse's compiled branch (the LDL^T solved for identity columns, batch-first) equals the dense
