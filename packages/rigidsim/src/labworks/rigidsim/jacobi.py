@@ -72,9 +72,10 @@ def jacobi_reference(
     return lam
 
 
-def _cpu_tag() -> str:
-    """Machine + CPU feature flags: the op is built with -march=native, so a cache shared between
-    machines (a network home directory) must not hand one CPU's build to another."""
+def _build_tag() -> str:
+    """Machine, CPU feature flags and torch version: the op is built with -march=native against torch's
+    C++ API, so a cache shared between machines (a network home directory) or kept across a torch upgrade
+    must not hand one build to another."""
     flags = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -83,7 +84,7 @@ def _cpu_tag() -> str:
                 break
     except OSError:
         flags = platform.processor()
-    return hashlib.sha1(f"{platform.machine()} {flags}".encode()).hexdigest()[:10]
+    return hashlib.sha1(f"{platform.machine()} {flags} {torch.__version__}".encode()).hexdigest()[:10]
 
 
 _built: list[bool] = []  # the outcome of the one build attempt per process
@@ -105,7 +106,7 @@ def _build() -> bool:
         from torch.utils.cpp_extension import load
 
         load(
-            name=f"labworks_rigidsim_cpu_{_cpu_tag()}",
+            name=f"labworks_rigidsim_cpu_{_build_tag()}",
             sources=[str(_SOURCE)],
             extra_cflags=_CFLAGS,
             extra_ldflags=["-fopenmp"],
