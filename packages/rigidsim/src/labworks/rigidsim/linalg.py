@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from labworks.rigidsim import cpu_ops
+
 __all__ = ["ldl_factor", "ldl_solve", "spd_inverse", "spd_solve"]
 
 Factor = dict[tuple[int, int], Tensor]
@@ -91,7 +93,14 @@ def spd_inverse(a: Tensor, parents: Sequence[int] | None = None) -> Tensor:
     run serially over the batch even with several threads, the compiled LDL^T in parallel: the compiled
     Euler Ant step is 1.21-1.24x faster on 2 threads (1,024 and 4,096 environments), 1.12x on one (the
     compiled RK4 step measured 0.68x with it, so it keeps LAPACK).
-    Else (eager): LAPACK's Cholesky."""
+    Else (eager): LAPACK's Cholesky.
+
+    On CPU without gradients, both give way to the C++ op ``labworks_rigidsim::spd_inverse``
+    (:mod:`~labworks.rigidsim.cpu_ops`): a dense Cholesky and inverse with each SIMD lane holding one
+    environment's matrix. 1,024 Ant matrices on 2 threads: 0.17 ms, against 0.77 ms for the compiled LDL^T
+    and 2.1 ms for LAPACK."""
+    if cpu_ops.usable(a):
+        return torch.ops.labworks_rigidsim.spd_inverse(a)
     if parents is not None and torch.compiler.is_compiling():
         n, b = a.shape[-1], a.shape[0]
         eye = torch.eye(n, dtype=a.dtype, device=a.device).unsqueeze(-1).expand(n, n, b)

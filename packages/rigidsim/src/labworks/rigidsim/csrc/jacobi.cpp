@@ -4,7 +4,7 @@
 // iterations streams every environment's Delassus matrix through memory. Here each environment runs all
 // iterations while its matrix (R x R, 4 KiB for the Ant) sits in L1, the iterate in SIMD registers.
 // Environments are split over torch's intra-op threads. Built on first use by
-// torch.utils.cpp_extension (see jacobi.py); NaN propagates as in the reference.
+// torch.utils.cpp_extension (see cpu_ops.py); NaN propagates as in the reference.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -117,7 +117,7 @@ at::Tensor jacobi(const at::Tensor& delassus, const at::Tensor& vf, const at::Te
 
 }  // namespace
 
-TORCH_LIBRARY(labworks_rigidsim, m) {
+TORCH_LIBRARY_FRAGMENT(labworks_rigidsim, m) {
   m.def("jacobi(Tensor delassus, Tensor vf, Tensor target, Tensor reg, Tensor inv, Tensor friction, "
         "int iterations, float relaxation) -> Tensor");
 }

@@ -1,5 +1,5 @@
-"""The CPU op labworks_rigidsim::jacobi equals its plain-PyTorch reference, and the step uses it only
-where it may (no gradient needed)."""
+"""rigidsim's C++ CPU ops equal their plain-PyTorch references (labworks_rigidsim::jacobi the Jacobi loop,
+labworks_rigidsim::spd_inverse the inverse), and the step uses them only where it may (no gradient)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from labworks.core.testing import skip_unless
+from labworks.rigidsim import cpu_ops, load_model, step
 from labworks.rigidsim import jacobi as jac_mod
-from labworks.rigidsim import load_model, step
-from labworks.rigidsim.jacobi import cpu_kernel_available, jacobi_reference, projected_jacobi
+from labworks.rigidsim.jacobi import jacobi_reference, projected_jacobi
+from labworks.rigidsim.linalg import spd_inverse
 
 
 def _kernel_or_skip() -> None:
-    skip_unless(cpu_kernel_available(), "rigidsim's C++ contact kernel did not build here", "cpu_kernel")
+    skip_unless(cpu_ops.available(), "rigidsim's C++ CPU ops did not build here", "cpu_kernel")
 
 
 def _problem(b: int, c: int, limits: int, dtype: torch.dtype, seed: int = 0) -> tuple:
@@ -117,8 +118,8 @@ def test_dispatch_uses_the_reference_for_gradients_and_large_problems(monkeypatc
     assert len(calls) == 2
 
 
-def test_ant_steps_with_the_kernel_equal_the_reference(assets, monkeypatch):
-    """Whole Ant steps with contacts (float64, 20 steps from a dropped pose) agree with the kernel on and
+def test_ant_steps_with_the_kernels_equal_the_references(assets, monkeypatch):
+    """Whole Ant steps with contacts (float64, 20 steps from a dropped pose) agree with the C++ ops on and
     off (LABWORKS_DISABLE_KERNELS is read once per process, so the switch is patched)."""
     _kernel_or_skip()
     model = load_model(assets / "ant.xml", dtype=torch.float64)
@@ -129,7 +130,7 @@ def test_ant_steps_with_the_kernel_equal_the_reference(assets, monkeypatch):
     u = torch.rand(16, model.nu, generator=gen, dtype=torch.float64) * 2 - 1
     runs = []
     for on in (True, False):
-        monkeypatch.setattr(jac_mod, "cpu_kernel_available", lambda on=on: on)
+        monkeypatch.setattr(cpu_ops, "available", lambda on=on: on)
         q, qd = q0, torch.zeros(16, model.nv, dtype=torch.float64)
         with torch.no_grad():
             for _ in range(20):
@@ -138,3 +139,79 @@ def test_ant_steps_with_the_kernel_equal_the_reference(assets, monkeypatch):
     assert (runs[0][0][:, 2] > 0).all()  # resting on the floor, not through it
     torch.testing.assert_close(runs[0][0], runs[1][0], atol=1e-9, rtol=1e-9)
     torch.testing.assert_close(runs[0][1], runs[1][1], atol=1e-7, rtol=1e-7)
+
+
+def _spd(b: int, n: int, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(b, n, n, generator=g, dtype=dtype)
+    return a @ a.transpose(1, 2) / n + 0.05 * torch.eye(n, dtype=dtype)
+
+
+@pytest.mark.parametrize(("n", "b"), [(14, 37), (2, 5), (23, 8), (1, 3), (9, 0)])
+def test_spd_inverse_equals_lapack(n, b):
+    """Batches that are not a multiple of the SIMD width (37 = 4 full groups of 8 floats + 5), the Ant's,
+    Reacher's, Humanoid's sizes; float64 to LAPACK's inverse at 1e-10 (relative to its size), float32 at
+    1e-4 on well-conditioned matrices."""
+    _kernel_or_skip()
+    a = _spd(b, n, torch.float64)
+    want = torch.cholesky_inverse(torch.linalg.cholesky(a)) if b else a.clone()
+    got = torch.ops.labworks_rigidsim.spd_inverse(a)
+    scale = want.abs().amax() if b else 1.0
+    torch.testing.assert_close(got, want, atol=1e-10 * scale, rtol=1e-10)
+    a32 = a.float() + torch.eye(n)
+    want32 = torch.linalg.inv(a32.double()).float()
+    torch.testing.assert_close(torch.ops.labworks_rigidsim.spd_inverse(a32), want32, atol=1e-4, rtol=1e-4)
+
+
+def test_spd_inverse_gives_nan_for_a_matrix_that_is_not_positive_definite(monkeypatch):
+    """Only the bad environment's matrix is NaN (LAPACK's path does the same), so the step resets that
+    environment alone."""
+    _kernel_or_skip()
+    a = _spd(11, 14, torch.float32)
+    a[9, 3, 3] = -5.0
+    got = torch.ops.labworks_rigidsim.spd_inverse(a)
+    bad = got.isnan().flatten(1)
+    assert bad[9].all() and not bad[torch.arange(11) != 9].any()
+    monkeypatch.setattr(cpu_ops, "available", lambda: False)  # linalg.spd_inverse falls back to LAPACK
+    lapack = spd_inverse(a)
+    assert lapack[9].isnan().all()
+    torch.testing.assert_close(got[:9], lapack[:9], atol=1e-4, rtol=1e-4)
+
+
+def test_spd_inverse_schema_and_fake_tensor():
+    _kernel_or_skip()
+    torch.library.opcheck(
+        torch.ops.labworks_rigidsim.spd_inverse.default,
+        (_spd(5, 6, torch.float32),),
+        test_utils=["test_schema", "test_faketensor"],
+    )
+
+
+def test_spd_inverse_keeps_gradients_on_the_reference():
+    """With a gradient needed, linalg.spd_inverse takes LAPACK, and the gradient is that of the inverse."""
+    _kernel_or_skip()
+    a = _spd(4, 5, torch.float64).requires_grad_()
+    spd_inverse(a).sum().backward()
+    want = torch.func.grad(lambda x: torch.linalg.inv(x).sum())(a.detach())
+    torch.testing.assert_close(a.grad, want)
+
+
+def test_ops_under_compile_with_non_contiguous_inputs():
+    """The ops return contiguous tensors whatever their inputs' strides, and their fake implementations
+    must say so: compiled code reads the result with the fake's strides (a batch-last mass matrix seen
+    batch-first once made the compiled step read garbage)."""
+    _kernel_or_skip()
+    a = _spd(6, 5, torch.float32).permute(1, 2, 0).contiguous()  # batch-last storage
+    args = _problem(6, 4, 3, torch.float32)
+    vf_t = args[1].t().contiguous()
+
+    def f(a_last: torch.Tensor, vf_last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inv = torch.ops.labworks_rigidsim.spd_inverse(a_last.permute(2, 0, 1))
+        lam = torch.ops.labworks_rigidsim.jacobi(args[0], vf_last.t(), *args[2:], 5, 0.3)
+        return inv * 2, lam * 2
+
+    torch._dynamo.reset()
+    got = torch.compile(f, dynamic=False)(a, vf_t)
+    want = f(a, vf_t)
+    torch.testing.assert_close(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])
