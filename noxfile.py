@@ -135,17 +135,14 @@ def wheels(session: nox.Session) -> None:
             session.error(f"{whl.name} ships files outside labworks/{pkg}/: {stray[:5]}")
         if f"labworks/{pkg}/py.typed" not in names:
             session.error(f"{whl.name} lacks labworks/{pkg}/py.typed")
-        src = ROOT / "packages" / pkg / "src"
-        tracked = subprocess.run(
-            ["git", "ls-files", str(src / "labworks" / pkg)],
-            cwd=ROOT,
+        tracked = subprocess.run(  # paths relative to src/, as in the wheel
+            ["git", "ls-files", f"labworks/{pkg}"],
+            cwd=ROOT / "packages" / pkg / "src",
             capture_output=True,
             text=True,
             check=True,
         ).stdout.split()
-        missing = [
-            f for f in (str(Path(t).relative_to(src.relative_to(ROOT))) for t in tracked) if f not in names
-        ]
+        missing = [f for f in tracked if f not in names]
         if missing:  # package data (MJCF assets, C++ sources) must ship, not only the .py files
             session.error(f"{whl.name} lacks tracked files: {missing[:5]}")
     for pkg in PACKAGES:

@@ -237,7 +237,9 @@ def test_tree_ldl_solves_like_dense(assets, name, tmp_path):
 @pytest.mark.parametrize("name", ["ant", "humanoid"])
 def test_compiled_spd_inverse_is_the_dense_inverse(assets, name, tmp_path, monkeypatch):
     """spd_inverse's compiled branch (the LDL^T solved for identity columns, batch-first) equals the dense
-    inverse, and a matrix that is not positive definite gives NaN rows; the branch is run eagerly here."""
+    inverse, and a matrix that is not positive definite gives NaN rows; the branch is run eagerly here, with
+    the C++ op (which would take precedence on CPU) switched off."""
+    from labworks.rigidsim import cpu_ops
     from labworks.rigidsim.linalg import spd_inverse
 
     path = _model_path(assets, name, tmp_path)
@@ -247,6 +249,7 @@ def test_compiled_spd_inverse_is_the_dense_inverse(assets, name, tmp_path, monke
     mass = torch.tensor(full)
     bad = mass.clone()
     bad[0] = -bad[0]
+    monkeypatch.setattr(cpu_ops, "available", lambda: False)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     inv = spd_inverse(mass, model.dof_parent_ids)
     assert inv.shape == mass.shape and inv.is_contiguous()
