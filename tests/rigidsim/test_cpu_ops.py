@@ -18,8 +18,8 @@ def _kernel_or_skip() -> None:
 
 
 def _problem(b: int, c: int, limits: int, dtype: torch.dtype, seed: int = 0) -> tuple:
-    """A well-posed random solve: D = J M^-1 J^T from random J and SPD M^-1, the step sizes the step
-    uses, some rows inactive."""
+    """A well-posed random solve: J and M^-1 J^T from random J and SPD M^-1 (the Delassus matrix
+    D = J M^-1 J^T is their product), the step sizes the step uses, some rows inactive."""
     g = torch.Generator().manual_seed(seed)
     r, nv = 3 * c + limits, 14
     jac = torch.randn(b, r, nv, generator=g, dtype=dtype)
@@ -34,7 +34,7 @@ def _problem(b: int, c: int, limits: int, dtype: torch.dtype, seed: int = 0) -> 
     vf = torch.randn(b, r, generator=g, dtype=dtype)
     target = torch.randn(b, r, generator=g, dtype=dtype)
     friction = torch.rand(b, c, generator=g, dtype=dtype) + 0.2
-    return delassus, vf, target, reg, inv, friction
+    return jac, w, vf, target, reg, inv, friction
 
 
 @pytest.mark.parametrize(
@@ -58,19 +58,44 @@ def test_kernel_equals_reference(dtype, c, limits, tol):
     torch.testing.assert_close(got, want, atol=tol * scale, rtol=tol)
 
 
+def test_kernel_reads_strided_inputs():
+    """J and M^-1 J^T are read through their strides (batch-last, transposed, a slice), not copied."""
+    _kernel_or_skip()
+    jac, w, *rest = _problem(11, 8, 8, torch.float64)
+    want = jacobi_reference(jac, w, *rest, 20, 0.3)
+    jac_last = jac.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    w_t = w.transpose(1, 2).contiguous().transpose(1, 2)
+    wide = torch.cat([w, torch.full_like(w, float("nan"))], 2)[:, :, : w.shape[2]]
+    for j, m in ((jac_last, w), (jac, w_t), (jac_last, wide)):
+        assert not (j.is_contiguous() and m.is_contiguous())
+        got = torch.ops.labworks_rigidsim.jacobi(j, m, *rest, 20, 0.3)
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+
+
+def test_spd_inverse_reads_strided_inputs():
+    """A batch-last mass matrix (as compiled code hands it over) is read in place, not copied first."""
+    _kernel_or_skip()
+    a = _spd(9, 14, torch.float64)
+    last = a.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    assert not last.is_contiguous()
+    torch.testing.assert_close(torch.ops.labworks_rigidsim.spd_inverse(last), torch.linalg.inv(a))
+
+
 def test_kernel_propagates_nan_like_the_reference():
     """A NaN row (an exploding environment) stays NaN, so the environments can detect and reset it; the
     other environments are untouched."""
     _kernel_or_skip()
     args = list(_problem(6, 8, 8, torch.float64))
+    args[2] = args[2].clone()
+    args[2][2, 0] = float("nan")  # a contact normal's free velocity
+    args[2][4, 30] = float("nan")  # a joint limit's
     args[1] = args[1].clone()
-    args[1][2, 0] = float("nan")  # a contact normal's free velocity
-    args[1][4, 30] = float("nan")  # a joint limit's
+    args[1][3] = float("nan")  # M^-1 J^T of a mass matrix that was not positive definite
     want = jacobi_reference(*args, 20, 0.3)
     got = torch.ops.labworks_rigidsim.jacobi(*args, 20, 0.3)
-    assert got[2].isnan().any() and got[4].isnan().any()
+    assert got[2].isnan().any() and got[4].isnan().any() and got[3].isnan().all()
     torch.testing.assert_close(got.isnan(), want.isnan())
-    ok = torch.tensor([0, 1, 3, 5])
+    ok = torch.tensor([0, 1, 5])
     torch.testing.assert_close(got[ok], want[ok], atol=1e-12, rtol=1e-12)
 
 
@@ -86,9 +111,11 @@ def test_kernel_schema_and_fake_tensor():
 
 def test_kernel_rejects_bad_shapes():
     _kernel_or_skip()
-    d, vf, target, reg, inv, friction = _problem(4, 8, 8, torch.float32)
-    with pytest.raises(RuntimeError, match="delassus must be"):
-        torch.ops.labworks_rigidsim.jacobi(d[:, :-1], vf, target, reg, inv, friction, 5, 0.3)
+    jac, w, *rest = _problem(4, 8, 8, torch.float32)
+    with pytest.raises(RuntimeError, match="jac must be"):
+        torch.ops.labworks_rigidsim.jacobi(jac[:, :-1], w, *rest, 5, 0.3)
+    with pytest.raises(RuntimeError, match="minv_jt must be"):
+        torch.ops.labworks_rigidsim.jacobi(jac, w[:, :-1], *rest, 5, 0.3)
     big = _problem(2, 22, 0, torch.float32)  # 66 rows
     with pytest.raises(RuntimeError, match="rows <= 64"):
         torch.ops.labworks_rigidsim.jacobi(*big, 5, 0.3)
@@ -101,15 +128,15 @@ def test_dispatch_uses_the_reference_for_gradients_and_large_problems(monkeypatc
     real = jac_mod.jacobi_reference
 
     def spy(*a):
-        calls.append(a[1].shape)
+        calls.append(a[2].shape)
         return real(*a)
 
     monkeypatch.setattr(jac_mod, "jacobi_reference", spy)
     args = _problem(8, 8, 8, torch.float64)
     fast = projected_jacobi(*args, 20, 0.3)
     assert calls == []
-    vf = args[1].clone().requires_grad_()
-    slow = projected_jacobi(args[0], vf, *args[2:], 20, 0.3)
+    vf = args[2].clone().requires_grad_()
+    slow = projected_jacobi(*args[:2], vf, *args[3:], 20, 0.3)
     assert len(calls) == 1
     slow.sum().backward()
     assert vf.grad is not None and vf.grad.abs().sum() > 0
@@ -203,15 +230,18 @@ def test_ops_under_compile_with_non_contiguous_inputs():
     _kernel_or_skip()
     a = _spd(6, 5, torch.float32).permute(1, 2, 0).contiguous()  # batch-last storage
     args = _problem(6, 4, 3, torch.float32)
-    vf_t = args[1].t().contiguous()
+    vf_t = args[2].t().contiguous()
+    jac_last = args[0].permute(1, 2, 0).contiguous()
 
-    def f(a_last: torch.Tensor, vf_last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def f(a_last: torch.Tensor, vf_last: torch.Tensor, j_last: torch.Tensor) -> tuple[torch.Tensor, ...]:
         inv = torch.ops.labworks_rigidsim.spd_inverse(a_last.permute(2, 0, 1))
-        lam = torch.ops.labworks_rigidsim.jacobi(args[0], vf_last.t(), *args[2:], 5, 0.3)
+        lam = torch.ops.labworks_rigidsim.jacobi(
+            j_last.permute(2, 0, 1), args[1], vf_last.t(), *args[3:], 5, 0.3
+        )
         return inv * 2, lam * 2
 
     torch._dynamo.reset()
-    got = torch.compile(f, dynamic=False)(a, vf_t)
-    want = f(a, vf_t)
+    got = torch.compile(f, dynamic=False)(a, vf_t, jac_last)
+    want = f(a, vf_t, jac_last)
     torch.testing.assert_close(got[0], want[0])
     torch.testing.assert_close(got[1], want[1])

@@ -83,7 +83,7 @@ def _build() -> bool:
 
     # the ops return contiguous tensors whatever their inputs' strides (empty_like would copy those)
     @torch.library.register_fake("labworks_rigidsim::jacobi")
-    def _jacobi_fake(delassus: Tensor, vf: Tensor, *rest: object) -> Tensor:
+    def _jacobi_fake(jac: Tensor, minv_jt: Tensor, vf: Tensor, *rest: object) -> Tensor:
         return vf.new_empty(vf.shape)
 
     @torch.library.register_fake("labworks_rigidsim::spd_inverse")

@@ -166,8 +166,7 @@ def _solve_constraints(
         is_normal[c : 3 * c] = 0
     target = v0 - h * (b_ref * v0 + k_ref * d_row * is_normal)
     inv = active / (diag + reg)
-    delassus = torch.bmm(jac, w)  # (B, R, R) = J M^-1 J^T, once; each iteration is then one small product
-    lam = projected_jacobi(delassus, vf, target, reg, inv, friction, opt.iterations, opt.relaxation)
+    lam = projected_jacobi(jac, w, vf, target, reg, inv, friction, opt.iterations, opt.relaxation)
     return v_free + bmm(w, lam.unsqueeze(-1)).squeeze(-1)
 
 

@@ -17,17 +17,18 @@
 namespace {
 
 template <typename T>
-void invert_group(const T* __restrict__ a, T* __restrict__ out, int64_t b0, int64_t nb, int64_t n,
-                  T* __restrict__ L, T* __restrict__ X) {
+void invert_group(const T* __restrict__ a, int64_t sb, int64_t si, int64_t sj, T* __restrict__ out, int64_t b0,
+                  int64_t nb, int64_t n, T* __restrict__ L, T* __restrict__ X) {
   typedef T vec __attribute__((vector_size(32)));
   constexpr int W = 32 / sizeof(T);
   auto at = [&](T* m, int64_t i, int64_t j) -> vec& { return *reinterpret_cast<vec*>(m + (i * n + j) * W); };
   const int64_t nn = n * n;
-  // gather: L[i][j][lane] = a[b0 + lane][i][j] (lower triangle); lanes past the batch get the identity
+  // gather: L[i][j][lane] = a[b0 + lane][i][j] (lower triangle, any strides); lanes past the batch get
+  // the identity
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j <= i; ++j) {
       vec v;
-      for (int l = 0; l < W; ++l) v[l] = l < nb ? a[(b0 + l) * nn + i * n + j] : T(i == j);
+      for (int l = 0; l < W; ++l) v[l] = l < nb ? a[(b0 + l) * sb + i * si + j * sj] : T(i == j);
       at(L, i, j) = v;
     }
   // Cholesky A = L L^T, in place
@@ -76,12 +77,14 @@ at::Tensor spd_inverse(const at::Tensor& a) {
   TORCH_CHECK(a.dim() == 3 && a.size(1) == a.size(2), "spd_inverse: a must be (B, n, n)");
   TORCH_CHECK(a.device().is_cpu(), "spd_inverse: CPU tensors");
   const int64_t B = a.size(0), n = a.size(1);
-  const auto x = a.contiguous();
+  // read through a's strides: under torch.compile the mass matrix often arrives batch-last, and a
+  // contiguous() copy of that layout cost twice the inverse itself
   auto out = at::empty({B, n, n}, a.options());
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "spd_inverse", [&] {
     using T = scalar_t;
     constexpr int64_t W = 32 / sizeof(T);
-    const T* ap = x.const_data_ptr<T>();
+    const T* ap = a.const_data_ptr<T>();
+    const int64_t sb = a.stride(0), si = a.stride(1), sj = a.stride(2);
     T* op = out.mutable_data_ptr<T>();
     const int64_t groups = (B + W - 1) / W;
     at::parallel_for(0, groups, 4, [&](int64_t g0, int64_t g1) {
@@ -93,7 +96,7 @@ at::Tensor spd_inverse(const at::Tensor& a) {
       T* X = base + n * n * W;
       for (int64_t g = g0; g < g1; ++g) {
         const int64_t b0 = g * W;
-        invert_group<T>(ap, op, b0, std::min<int64_t>(W, B - b0), n, L, X);
+        invert_group<T>(ap, sb, si, sj, op, b0, std::min<int64_t>(W, B - b0), n, L, X);
       }
     });
   });
