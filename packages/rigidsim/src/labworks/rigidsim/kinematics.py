@@ -76,9 +76,28 @@ class _KinT:
         )
 
 
-def _tree_sum_t(mask: Tensor, x: Tensor) -> Tensor:
-    """mask: (P, V), x: (d, V, B) -> (d, P, B): sums over the dofs (or bodies) each row selects."""
-    return torch.einsum("pv,dvb->dpb", mask, x)
+def _tree_sum_t(m: Model, name: str, x: Tensor) -> Tensor:
+    """x: (d, V, B) -> (d, P, B): sums over the dofs (or bodies) each row of the tree mask ``name`` (P, V)
+    selects ("body_dof", "frame_dof", or "dof_subtree", the transpose of "body_dof").
+
+    Eager: one product with the 0/1 mask. Compiled: the sums written out over the mask's nonzeros (about
+    half of its entries for the Ant), which fuse into the surrounding kernel instead of leaving it for a
+    BLAS call each: the compiled Euler step 0.99-1.06x (mean 1.03x) at 1,024 Ant envs and 1.01-1.03x at
+    4,096 on 2 threads (paired runs); the results are identical, since the product adds the same terms in
+    the same order."""
+    rows = m.tree_rows[name]
+    if not torch.compiler.is_compiling():
+        mask = m.body_dof.T if name == "dof_subtree" else getattr(m, name)
+        return torch.einsum("pv,dvb->dpb", mask, x)
+    cols = x.unbind(1)
+    zero = x.new_zeros(x.shape[0], x.shape[2])
+    out = []
+    for r in rows:
+        acc = cols[r[0]] if r else zero
+        for v in r[1:]:
+            acc = acc + cols[v]
+        out.append(acc)
+    return torch.stack(out, 1) if out else x.new_zeros(x.shape[0], 0, x.shape[2])
 
 
 def kinematics(m: Model, q: Tensor) -> Kinematics:
@@ -205,8 +224,8 @@ def _dynamics_t(m: Model, qt: Tensor, qdt: Tensor) -> _DynT:
     ang, lin, com = kin.ang, kin.lin, kin.com
     rotm = m.dof_rot[:, None]
     twist = torch.cat([ang * qdt, lin * qdt])  # (6, V, B) each dof's motion at its rate
-    body_t = _tree_sum_t(m.body_dof, twist)  # (6, K, B) body twists
-    frame_t = _tree_sum_t(m.frame_dof, twist)  # (6, V, B) twist of the frame each dof axis is fixed in
+    body_t = _tree_sum_t(m, "body_dof", twist)  # (6, K, B) body twists
+    frame_t = _tree_sum_t(m, "frame_dof", twist)  # (6, V, B) twist of the frame each dof axis is fixed in
     w, w_lin = body_t[:3], body_t[3:]
     v = cross0(w, com) + w_lin  # COM velocities
     wf, vf = frame_t[:3], frame_t[3:]
@@ -214,7 +233,7 @@ def _dynamics_t(m: Model, qt: Tensor, qdt: Tensor) -> _DynT:
     adot = (1 - m.dof_world)[:, None] * cross0(wf, kin.axis)
     odot = cross0(wf, kin.anchor) + vf
     lin_dot = torch.where(rotm > 0, cross0(odot, kin.axis) + cross0(kin.anchor, adot), adot)
-    acc_t = _tree_sum_t(m.body_dof, torch.cat([rotm * adot * qdt, lin_dot * qdt]))
+    acc_t = _tree_sum_t(m, "body_dof", torch.cat([rotm * adot * qdt, lin_dot * qdt]))
     a_ang, a_lin0 = acc_t[:3], acc_t[3:]
     a_lin = cross0(a_ang, com) + cross0(w, v) + a_lin0  # COM bias accelerations
     rot = kin.rot
@@ -223,14 +242,14 @@ def _dynamics_t(m: Model, qt: Tensor, qdt: Tensor) -> _DynT:
     f_lin = mass_k * (a_lin - m.gravity[:, None, None])
     torque = mv0(inertia, a_ang) + cross0(w, mv0(inertia, w))
     # backward pass: subtree force and moment about the origin, projected on each dof twist
-    wrench = _tree_sum_t(m.body_dof.T, torch.cat([cross0(com, f_lin) + torque, f_lin]))  # (6, V, B)
+    wrench = _tree_sum_t(m, "dof_subtree", torch.cat([cross0(com, f_lin) + torque, f_lin]))  # (6, V, B)
     bias = (ang * wrench[:3]).sum(0) + (lin * wrench[3:]).sum(0)
     # composite inertia (about the origin) of each dof's subtree: mass, first moment, rotational
     first = mass_k * com
     eye = torch.eye(3, dtype=m.dtype, device=m.device)[:, :, None, None]
     rot_o = inertia + mass_k * ((com * com).sum(0) * eye - com.unsqueeze(1) * com.unsqueeze(0))
     k, b = com.shape[1:]
-    comp = _tree_sum_t(m.body_dof.T, torch.cat([first, rot_o.reshape(9, k, b)]))  # (12, V, B)
+    comp = _tree_sum_t(m, "dof_subtree", torch.cat([first, rot_o.reshape(9, k, b)]))  # (12, V, B)
     mc = (m.body_mass @ m.body_dof)[:, None]  # (V, 1)
     hc, jc = comp[:3], comp[3:].reshape(3, 3, -1, b)
     p_mom = mc * lin + cross0(ang, hc)  # momentum of each dof's subtree under its unit twist

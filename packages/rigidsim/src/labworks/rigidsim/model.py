@@ -74,6 +74,8 @@ class Model:
     level_ids: list[list[int]] = field(default_factory=list)
     level_parent_ids: list[list[int]] = field(default_factory=list)
     dof_parent_ids: list[int] = field(default_factory=list)  # parent dof of each dof, -1 at a root
+    # the nonzero columns of each row of the tree masks body_dof, frame_dof and body_dof.T ("dof_subtree")
+    tree_rows: dict[str, list[list[int]]] = field(default_factory=dict)
     tensors: dict[str, Tensor] = field(default_factory=dict)
     contact_groups: list[ContactGroup] = field(default_factory=list)
     ncon: int = 0
@@ -143,6 +145,8 @@ class Model:
                 if dof_body[j] in ancestors[b]:
                     body_dof[b, j] = 1
         dof_anc = body_dof[dof_body].T  # [v, u] = body_dof[dof_body[u], v]
+        for name, mask in (("body_dof", body_dof), ("frame_dof", frame_dof), ("dof_subtree", body_dof.T)):
+            m.tree_rows[name] = [np.flatnonzero(row).tolist() for row in mask]
         # dof tree: the previous dof on the same body, else the last dof of the nearest moving ancestor
         m.dof_parent_ids = [max((j for j in range(k) if dof_anc[j, k]), default=-1) for k in range(nv)]
         # levels and joint groups
