@@ -48,9 +48,10 @@ struct Mat {
 
 // One environment b, R rows zero-padded to RP (a multiple of 8 known at compile time), V dofs. Rows:
 // contact normals [0, C), first tangents [C, 2C), second tangents [2C, 3C), joint limits [3C, R).
-// Wp (V x RP) and D (RP x RP) are the thread's 32-byte aligned scratch; their padding stays zero.
+// J: (B, R, V) and MJt = M^-1 J^T: (B, V, R), read through their strides. Wp (V x RP, MJt padded) and
+// D (RP x RP) are the thread's 32-byte aligned scratch; their padding stays zero.
 template <typename T, int RP>
-void solve_env(Mat<T> J, Mat<T> Wt, int64_t b, const T* __restrict__ f, const T* __restrict__ tg,
+void solve_env(Mat<T> J, Mat<T> MJt, int64_t b, const T* __restrict__ f, const T* __restrict__ tg,
                const T* __restrict__ rg, const T* __restrict__ iv, const T* __restrict__ mu,
                T* __restrict__ out, int64_t R, int64_t V, int64_t C, int64_t iters, T relax,
                T* __restrict__ Wp, T* __restrict__ D) {
@@ -59,7 +60,7 @@ void solve_env(Mat<T> J, Mat<T> Wt, int64_t b, const T* __restrict__ f, const T*
   alignas(64) T vf[RP] = {}, target[RP] = {}, reg[RP] = {}, inv[RP] = {}, lam[RP] = {}, v[RP];
   for (int64_t i = 0; i < R; ++i) vf[i] = f[i], target[i] = tg[i], reg[i] = rg[i], inv[i] = iv[i];
   for (int64_t k = 0; k < V; ++k)
-    for (int64_t i = 0; i < R; ++i) Wp[k * RP + i] = Wt(b, k, i);
+    for (int64_t i = 0; i < R; ++i) Wp[k * RP + i] = MJt(b, k, i);
   // D = J (M^-1 J^T), two rows at a time (row j: sum over dofs k of J[j][k] times row k of M^-1 J^T)
   for (int64_t j = 0; j < R; j += 2) {
     const bool two = j + 1 < R;
@@ -103,7 +104,7 @@ void solve_env(Mat<T> J, Mat<T> Wt, int64_t b, const T* __restrict__ f, const T*
 }
 
 template <typename T, int RP>
-void solve(Mat<T> J, Mat<T> Wt, const T* vf, const T* target, const T* reg, const T* inv, const T* mu,
+void solve(Mat<T> J, Mat<T> MJt, const T* vf, const T* target, const T* reg, const T* inv, const T* mu,
            T* out, int64_t B, int64_t R, int64_t V, int64_t C, int64_t iters, T relax) {
   at::parallel_for(0, B, 8, [&](int64_t b0, int64_t b1) {
     std::vector<T> scratch((V + RP) * RP + 64 / sizeof(T), T(0));
@@ -111,7 +112,7 @@ void solve(Mat<T> J, Mat<T> Wt, const T* vf, const T* target, const T* reg, cons
     Wp += (64 - reinterpret_cast<uintptr_t>(Wp) % 64) % 64 / sizeof(T);
     T* D = Wp + V * RP;  // RP is a multiple of 8: D stays 32-byte aligned
     for (int64_t b = b0; b < b1; ++b)
-      solve_env<T, RP>(J, Wt, b, vf + b * R, target + b * R, reg + b * R, inv + b * R, mu + b * C, out + b * R,
+      solve_env<T, RP>(J, MJt, b, vf + b * R, target + b * R, reg + b * R, inv + b * R, mu + b * C, out + b * R,
                        R, V, C, iters, relax, Wp, D);
   });
 }
@@ -139,9 +140,9 @@ at::Tensor jacobi(const at::Tensor& jac, const at::Tensor& minv_jt, const at::Te
   AT_DISPATCH_FLOATING_TYPES(vf.scalar_type(), "jacobi", [&] {
     using T = scalar_t;
     const Mat<T> J{jac.const_data_ptr<T>(), jac.stride(0), jac.stride(1), jac.stride(2)};
-    const Mat<T> Wt{minv_jt.const_data_ptr<T>(), minv_jt.stride(0), minv_jt.stride(1), minv_jt.stride(2)};
+    const Mat<T> MJt{minv_jt.const_data_ptr<T>(), minv_jt.stride(0), minv_jt.stride(1), minv_jt.stride(2)};
     auto run = [&](auto rp) {
-      solve<T, decltype(rp)::value>(J, Wt, f.const_data_ptr<T>(), t.const_data_ptr<T>(), r.const_data_ptr<T>(),
+      solve<T, decltype(rp)::value>(J, MJt, f.const_data_ptr<T>(), t.const_data_ptr<T>(), r.const_data_ptr<T>(),
                                     i.const_data_ptr<T>(), mu.const_data_ptr<T>(), out.mutable_data_ptr<T>(), B,
                                     R, V, C, iterations, static_cast<T>(relaxation));
     };
