@@ -86,10 +86,9 @@ def _tree_sum_t(m: Model, name: str, x: Tensor) -> Tensor:
     4,096 on 2 threads (paired runs), RK4 1.02x at 1,024; the results are identical, since the product
     adds the same terms in the same order. Compilation takes about 14% longer (Euler 44 -> 50 s, RK4
     176 -> 200 s at 1,024 Ant envs)."""
-    rows = m.tree_rows[name]
     if not torch.compiler.is_compiling():
-        mask = m.body_dof.T if name == "dof_subtree" else getattr(m, name)
-        return torch.einsum("pv,dvb->dpb", mask, x)
+        return torch.einsum("pv,dvb->dpb", getattr(m, name), x)
+    rows = m.tree_rows[name]
     cols = x.unbind(1)
     zero = x.new_zeros(x.shape[0], x.shape[2])
     out = []

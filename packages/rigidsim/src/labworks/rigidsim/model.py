@@ -74,7 +74,7 @@ class Model:
     level_ids: list[list[int]] = field(default_factory=list)
     level_parent_ids: list[list[int]] = field(default_factory=list)
     dof_parent_ids: list[int] = field(default_factory=list)  # parent dof of each dof, -1 at a root
-    # the nonzero columns of each row of the tree masks body_dof, frame_dof and body_dof.T ("dof_subtree")
+    # the nonzero columns of each row of the tree masks body_dof, frame_dof and dof_subtree (= body_dof.T)
     tree_rows: dict[str, list[list[int]]] = field(default_factory=dict)
     tensors: dict[str, Tensor] = field(default_factory=dict)
     contact_groups: list[ContactGroup] = field(default_factory=list)
@@ -195,6 +195,7 @@ class Model:
             "body_inertia": f(spec.body_inertia),
             "body_dof": f(body_dof),
             "frame_dof": f(frame_dof),
+            "dof_subtree": f(body_dof.T),  # [v, k] = 1 where body k is in the subtree dof v moves
             # mass-matrix pattern: dof_anc[v, u] = 1 where dof v's body is an ancestor-or-self of dof u's
             "dof_anc": f(dof_anc),
             "dof_anc_lower": f(dof_anc.T * (1 - dof_anc)),
