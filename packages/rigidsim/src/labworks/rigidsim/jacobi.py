@@ -77,11 +77,10 @@ def projected_jacobi(
     """:func:`jacobi_reference`'s result, from the CPU op where it applies: CPU float tensors, at most
     ``MAX_KERNEL_ROWS`` rows, no gradient needed. All conditions are static, so under ``torch.compile``
     the choice is made once, at tracing."""
-    args = (jac, minv_jt, vf, target, reg, inv, friction)
     b = vf.shape[0]
     if friction.dim() != 2:  # no contact candidates in the model: friction is an empty vector
         friction = friction.new_zeros(b, 0)
+    args = (jac, minv_jt, vf, target, reg, inv, friction.expand(b, -1))
     if vf.shape[1] > MAX_KERNEL_ROWS or not cpu_ops.usable(*args):
         return jacobi_reference(*args, iterations, relaxation)
-    mu = friction.expand(b, -1)
-    return torch.ops.labworks_rigidsim.jacobi(jac, minv_jt, vf, target, reg, inv, mu, iterations, relaxation)
+    return torch.ops.labworks_rigidsim.jacobi(*args, iterations, relaxation)
